@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Registers rollout-apiserver with the control plane of a run folder started by
+# hack/local-up.sh, and (unless ROLLOUT_START=0) (re)starts bin/rollout-apiserver on
+# 127.0.0.1 and waits until both APIServices are Available.
+#
+#   LOCAL_RUN_DIR       run folder (default _output/local)
+#   ROLLOUT_START       0 = only prepare certs/args and apply the manifests; the caller runs
+#                       the server itself (the e2e framework does, to kill -9 and restart it)
+#   ROLLOUT_EXTRA_ARGS  extra flags for rollout-apiserver, space separated
+#
+# Writes RUN_DIR/rollout/: ca.{crt,key}, serving.{crt,key}, args (one flag per line: the
+# exact command line, for whoever starts the server), env (ROLLOUT_PORT=... etc.),
+# etcd-data/ (embedded etcd). The port, CA and data survive re-runs, so a restart keeps
+# the registration and the stored rollouts.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+source "${ROOT_DIR}/hack/lib/pki.sh"
+
+RUN_DIR="${LOCAL_RUN_DIR:-${ROOT_DIR}/_output/local}"
+[[ -f "${RUN_DIR}/env" ]] || die "${RUN_DIR}/env not found: start the control plane first (ROLLOUT_SERVER=0 hack/local-up.sh)"
+source "${RUN_DIR}/env"
+export KUBECONFIG
+need_cmd openssl
+need_cmd curl
+ROLLOUT_START="${ROLLOUT_START:-1}"
+DIR="${RUN_DIR}/rollout"
+mkdir -p "${DIR}"
+
+# --- serving certificate from a CA of our own (the APIService's caBundle) -----------------
+# The aggregator checks the name <service>.<namespace>.svc; localhost/127.0.0.1 are for
+# clients that talk to us directly (health checks, kubectl --server).
+if [[ ! -f "${DIR}/serving.crt" ]]; then
+  pki_ca "${DIR}" ca local-rollout-apiserver-ca
+  pki_cert "${DIR}" serving ca server "/CN=rollout-apiserver" \
+    "DNS:rollout-apiserver.rollout-system.svc,DNS:rollout-apiserver.rollout-system.svc.cluster.local,DNS:localhost,IP:127.0.0.1"
+fi
+
+# --- port and command line ----------------------------------------------------------------
+if [[ -f "${DIR}/env" ]]; then
+  ROLLOUT_PORT="$(source "${DIR}/env" && echo "${ROLLOUT_PORT}")"
+else
+  ROLLOUT_PORT="$(free_port)"
+fi
+# Host cluster access (core API, TokenReview/SubjectAccessReview, the authentication
+# ConfigMap) with the admin identity; the manifests still bind the real ServiceAccount.
+args=(
+  --bind-address=127.0.0.1
+  --secure-port="${ROLLOUT_PORT}"
+  --tls-cert-file="${DIR}/serving.crt"
+  --tls-private-key-file="${DIR}/serving.key"
+  --kubeconfig="${KUBECONFIG}"
+  --authentication-kubeconfig="${KUBECONFIG}"
+  --authorization-kubeconfig="${KUBECONFIG}"
+  --etcd-data-dir="${DIR}/etcd-data"
+)
+# shellcheck disable=SC2206 # word splitting is the point
+[[ -n "${ROLLOUT_EXTRA_ARGS:-}" ]] && args+=(${ROLLOUT_EXTRA_ARGS})
+printf '%s\n' "${args[@]}" >"${DIR}/args"
+cat >"${DIR}/env" <<ENV
+ROLLOUT_PORT=${ROLLOUT_PORT}
+ROLLOUT_URL=https://127.0.0.1:${ROLLOUT_PORT}
+ROLLOUT_CA=${DIR}/ca.crt
+ROLLOUT_BINARY=${BIN_DIR}/rollout-apiserver
+ROLLOUT_ARGS_FILE=${DIR}/args
+ROLLOUT_LOG=${RUN_DIR}/logs/rollout-apiserver.log
+ROLLOUT_PID_FILE=${RUN_DIR}/pids/rollout-apiserver.pid
+ENV
+
+# --- registration -------------------------------------------------------------------------
+ROLLOUT_CA_BUNDLE="$(base64 -w0 <"${DIR}/ca.crt")"
+RENDER_VARS="ROLLOUT_PORT ROLLOUT_CA_BUNDLE" render "${ROOT_DIR}/artifacts/local/rollout-apiserver.yaml.tmpl" >"${DIR}/registration.yaml"
+"${KUBECTL}" apply -f "${DIR}/registration.yaml" >/dev/null
+log "applied ${DIR}/registration.yaml (APIServices v1beta1/v1alpha1.rollout.kruise.io -> localhost:${ROLLOUT_PORT})"
+
+[[ "${ROLLOUT_START}" == 0 ]] && exit 0
+
+# --- (re)start the server -----------------------------------------------------------------
+[[ -x "${BIN_DIR}/rollout-apiserver" ]] ||
+  die "${BIN_DIR}/rollout-apiserver not found: go build -o bin/rollout-apiserver ./cmd/apiserver (make build)"
+if pid_alive rollout-apiserver; then
+  log "restarting rollout-apiserver"
+  stop_daemon rollout-apiserver
+fi
+t0=$(now_ms)
+start_daemon rollout-apiserver "${BIN_DIR}/rollout-apiserver" "${args[@]}"
+# /readyz answers once our storage and post-start hooks are up; the admin client cert is
+# trusted through the client CA our server reads from kube-system/extension-apiserver-authentication.
+exec 3>&2 # wait_for silences its command; a crash report must still reach the terminal
+ready() {
+  if ! pid_alive rollout-apiserver; then
+    echo "rollout-apiserver exited; last lines of ${RUN_DIR}/logs/rollout-apiserver.log:" >&3
+    tail -n 20 "${RUN_DIR}/logs/rollout-apiserver.log" >&3
+    exit 1
+  fi
+  curl -fsS --cacert "${DIR}/ca.crt" --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
+    "https://127.0.0.1:${ROLLOUT_PORT}/readyz"
+}
+wait_for "rollout-apiserver /readyz" 60 ready || die "rollout-apiserver not ready; see ${RUN_DIR}/logs/rollout-apiserver.log"
+log "rollout-apiserver ready on 127.0.0.1:${ROLLOUT_PORT} ($(elapsed "${t0}"))"
+"${KUBECTL}" wait --for=condition=Available --timeout=60s \
+  apiservice/v1beta1.rollout.kruise.io apiservice/v1alpha1.rollout.kruise.io >/dev/null ||
+  die "APIServices not Available: $("${KUBECTL}" get apiservice v1beta1.rollout.kruise.io -o jsonpath='{.status.conditions}')"
+log "APIServices v1beta1.rollout.kruise.io and v1alpha1.rollout.kruise.io Available ($(elapsed "${t0}"))"

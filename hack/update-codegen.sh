@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Regenerates everything under pkg/generated/ and every zz_generated.*.go file
+# with code-generator's kube_codegen.sh, at the version pinned in go.mod.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+MODULE="$(go list -m)"
+CODEGEN_PKG="$(go list -m -f '{{.Dir}}' k8s.io/code-generator)"
+BOILERPLATE="${ROOT}/hack/boilerplate.go.txt"
+
+# shellcheck source=/dev/null
+source "${CODEGEN_PKG}/kube_codegen.sh"
+
+kube::codegen::gen_helpers \
+    --boilerplate "${BOILERPLATE}" \
+    "${ROOT}/pkg/apis"
+
+# Rules that our Kruise-compatible names break on purpose (HttpRouteMatch,
+# json tags that differ from Go names) are listed in the report, not failed on.
+kube::codegen::gen_openapi \
+    --output-dir "${ROOT}/pkg/generated/openapi" \
+    --output-pkg "${MODULE}/pkg/generated/openapi" \
+    --report-filename "${ROOT}/hack/api-rules-violations.list" \
+    --update-report \
+    --boilerplate "${BOILERPLATE}" \
+    "${ROOT}/pkg/apis"
+
+kube::codegen::gen_client \
+    --with-watch \
+    --with-applyconfig \
+    --output-dir "${ROOT}/pkg/generated" \
+    --output-pkg "${MODULE}/pkg/generated" \
+    --boilerplate "${BOILERPLATE}" \
+    "${ROOT}/pkg/apis"

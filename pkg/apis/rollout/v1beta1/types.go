@@ -1,0 +1,590 @@
+package v1beta1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// +genclient
+// +genclient:method=Promote,verb=create,subresource=promote,input=RolloutPromote,result=Rollout
+// +genclient:method=Pause,verb=create,subresource=pause,input=RolloutPause,result=Rollout
+// +genclient:method=Resume,verb=create,subresource=resume,input=RolloutResume,result=Rollout
+// +genclient:method=Abort,verb=create,subresource=abort,input=RolloutAbort,result=Rollout
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Rollout releases a new version of the workload it references in steps:
+// a batch of new pods, a share of the traffic, metric checks, then a pause.
+type Rollout struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is how the workload is released.
+	// +optional
+	Spec RolloutSpec `json:"spec,omitempty"`
+	// Status is what the controller observed and did; written through the status subresource.
+	// +optional
+	Status RolloutStatus `json:"status,omitempty"`
+}
+
+// RolloutSpec is the desired release behaviour for one workload.
+type RolloutSpec struct {
+	// WorkloadRef names the workload (Deployment, StatefulSet or DaemonSet in the
+	// Rollout's namespace) whose pod template changes are released by this Rollout.
+	WorkloadRef ObjectRef `json:"workloadRef"`
+	// Strategy says how a new revision is released.
+	Strategy RolloutStrategy `json:"strategy"`
+	// Disabled stops the Rollout from acting; a release in progress is handed back
+	// to the workload's own strategy.
+	// +optional
+	Disabled bool `json:"disabled"`
+	// ProgressDeadlineSeconds is how long a step may take to become ready before the
+	// release is aborted and rolled back. Unset means no deadline.
+	// +optional
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+}
+
+// ObjectRef references an object in the Rollout's namespace.
+type ObjectRef struct {
+	// APIVersion of the referent, e.g. apps/v1.
+	APIVersion string `json:"apiVersion"`
+	// Kind of the referent, e.g. Deployment.
+	Kind string `json:"kind"`
+	// Name of the referent.
+	Name string `json:"name"`
+}
+
+// RolloutStrategy holds exactly one of canary or blueGreen.
+type RolloutStrategy struct {
+	// Paused stops the release where it is until it is set to false again
+	// (the pause and resume subresources set it).
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+	// Canary releases the new revision in batches beside the old one.
+	// +optional
+	Canary *CanaryStrategy `json:"canary,omitempty"`
+	// BlueGreen brings up the new revision beside the old one and then switches traffic.
+	// +optional
+	BlueGreen *BlueGreenStrategy `json:"blueGreen,omitempty"`
+}
+
+// CanaryStrategy releases a new revision in steps.
+type CanaryStrategy struct {
+	// Steps of the release, in order. The last step normally has replicas 100%.
+	// +listType=atomic
+	Steps []CanaryStep `json:"steps,omitempty"`
+	// TrafficRoutings says how traffic reaches the new revision; at most one entry.
+	// +optional
+	// +listType=atomic
+	TrafficRoutings []TrafficRoutingRef `json:"trafficRoutings,omitempty"`
+	// FailureThreshold is how many (or what share of) new pods may be unready
+	// while a step still counts as ready. Default: all must be ready.
+	// +optional
+	FailureThreshold *intstr.IntOrString `json:"failureThreshold,omitempty"`
+	// PatchPodTemplateMetadata adds labels and annotations to the pods of the new revision.
+	// +optional
+	PatchPodTemplateMetadata *PatchPodTemplateMetadata `json:"patchPodTemplateMetadata,omitempty"`
+	// EnableExtraWorkloadForCanary releases a Deployment through an extra canary
+	// Deployment instead of in place.
+	// +optional
+	EnableExtraWorkloadForCanary bool `json:"enableExtraWorkloadForCanary,omitempty"`
+	// DisableGenerateCanaryService stops the controller from creating a canary Service.
+	// +optional
+	DisableGenerateCanaryService bool `json:"disableGenerateCanaryService,omitempty"`
+	// Analysis is the metric checks run at every step that has none of its own.
+	// +optional
+	Analysis *RolloutAnalysis `json:"analysis,omitempty"`
+}
+
+// BlueGreenStrategy brings up the new revision fully before traffic moves to it.
+type BlueGreenStrategy struct {
+	// Steps of the release, in order.
+	// +listType=atomic
+	Steps []CanaryStep `json:"steps,omitempty"`
+	// TrafficRoutings says how traffic reaches the new revision; at most one entry.
+	// +optional
+	// +listType=atomic
+	TrafficRoutings []TrafficRoutingRef `json:"trafficRoutings,omitempty"`
+	// FailureThreshold is how many (or what share of) new pods may be unready
+	// while a step still counts as ready.
+	// +optional
+	FailureThreshold *intstr.IntOrString `json:"failureThreshold,omitempty"`
+	// DisableGenerateCanaryService stops the controller from creating a canary Service.
+	// +optional
+	DisableGenerateCanaryService bool `json:"disableGenerateCanaryService,omitempty"`
+	// Analysis is the metric checks run at every step that has none of its own.
+	// +optional
+	Analysis *RolloutAnalysis `json:"analysis,omitempty"`
+}
+
+// PatchPodTemplateMetadata is metadata added to the pods of the new revision.
+type PatchPodTemplateMetadata struct {
+	// Annotations to add.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Labels to add.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// CanaryStep is one step of a release.
+type CanaryStep struct {
+	TrafficRoutingStrategy `json:",inline"`
+	// Replicas of the new revision at this step: a number or a percentage of the
+	// workload's replicas such as "20%". Non-decreasing across steps.
+	// +optional
+	Replicas *intstr.IntOrString `json:"replicas,omitempty"`
+	// Pause after the step is ready. Without a duration the step waits for promote.
+	// +optional
+	Pause StepPause `json:"pause,omitempty"`
+	// Analysis overrides the strategy's metric checks for this step.
+	// +optional
+	Analysis *RolloutAnalysis `json:"analysis,omitempty"`
+}
+
+// TrafficRoutingStrategy is the traffic a step sends to the new revision.
+type TrafficRoutingStrategy struct {
+	// Traffic is the share of traffic sent to the new revision, e.g. "20%".
+	// +optional
+	Traffic *string `json:"traffic,omitempty"`
+	// RequestHeaderModifier changes the headers of requests routed to the new revision
+	// (Gateway API HTTPHeaderFilter shape).
+	// +optional
+	RequestHeaderModifier *HTTPHeaderFilter `json:"requestHeaderModifier,omitempty"`
+	// Matches routes requests that match any of these to the new revision,
+	// independent of Traffic (Gateway API HTTPRouteMatch shape).
+	// +optional
+	// +listType=atomic
+	Matches []HttpRouteMatch `json:"matches,omitempty"`
+}
+
+// HttpRouteMatch selects requests by path, headers and query parameters; all must match.
+type HttpRouteMatch struct {
+	// Path to match.
+	// +optional
+	Path *HTTPPathMatch `json:"path,omitempty"`
+	// Headers to match.
+	// +optional
+	// +listType=atomic
+	Headers []HTTPHeaderMatch `json:"headers,omitempty"`
+	// QueryParams to match.
+	// +optional
+	// +listType=atomic
+	QueryParams []HTTPQueryParamMatch `json:"queryParams,omitempty"`
+}
+
+// HTTPPathMatch matches a request path.
+type HTTPPathMatch struct {
+	// Type is Exact, PathPrefix (default) or RegularExpression.
+	// +optional
+	Type *string `json:"type,omitempty"`
+	// Value of the path to match. Default "/".
+	// +optional
+	Value *string `json:"value,omitempty"`
+}
+
+// HTTPHeaderMatch matches one request header.
+type HTTPHeaderMatch struct {
+	// Type is Exact (default) or RegularExpression.
+	// +optional
+	Type *string `json:"type,omitempty"`
+	// Name of the header.
+	Name string `json:"name"`
+	// Value to match.
+	Value string `json:"value"`
+}
+
+// HTTPQueryParamMatch matches one query parameter.
+type HTTPQueryParamMatch struct {
+	// Type is Exact (default) or RegularExpression.
+	// +optional
+	Type *string `json:"type,omitempty"`
+	// Name of the query parameter.
+	Name string `json:"name"`
+	// Value to match.
+	Value string `json:"value"`
+}
+
+// HTTPHeaderFilter changes request headers.
+type HTTPHeaderFilter struct {
+	// Set overwrites these headers.
+	// +optional
+	// +listType=atomic
+	Set []HTTPHeader `json:"set,omitempty"`
+	// Add appends these headers.
+	// +optional
+	// +listType=atomic
+	Add []HTTPHeader `json:"add,omitempty"`
+	// Remove deletes these headers.
+	// +optional
+	// +listType=atomic
+	Remove []string `json:"remove,omitempty"`
+}
+
+// HTTPHeader is a header name and value.
+type HTTPHeader struct {
+	// Name of the header.
+	Name string `json:"name"`
+	// Value of the header.
+	Value string `json:"value"`
+}
+
+// StepPause is how long a step waits once it is ready.
+type StepPause struct {
+	// Duration in seconds; unset means wait until promoted.
+	// +optional
+	Duration *int32 `json:"duration,omitempty"`
+}
+
+// TrafficRoutingRef names the objects that route traffic to the workload.
+type TrafficRoutingRef struct {
+	// Service is the stable Service that selects the workload's pods.
+	Service string `json:"service"`
+	// GracePeriodSeconds to wait after a traffic change before the next action.
+	// +optional
+	GracePeriodSeconds int32 `json:"gracePeriodSeconds,omitempty"`
+	// Ingress routes traffic through an Ingress (NGINX canary annotations).
+	// +optional
+	Ingress *IngressTrafficRouting `json:"ingress,omitempty"`
+	// Gateway routes traffic through a Gateway API HTTPRoute.
+	// +optional
+	Gateway *GatewayTrafficRouting `json:"gateway,omitempty"`
+	// CustomNetworkRefs routes traffic through other objects, such as an Istio VirtualService.
+	// +optional
+	// +listType=atomic
+	CustomNetworkRefs []ObjectRef `json:"customNetworkRefs,omitempty"`
+}
+
+// IngressTrafficRouting names an Ingress.
+type IngressTrafficRouting struct {
+	// ClassType of the ingress controller; default nginx.
+	// +optional
+	ClassType string `json:"classType,omitempty"`
+	// Name of the Ingress.
+	Name string `json:"name"`
+}
+
+// GatewayTrafficRouting names an HTTPRoute.
+type GatewayTrafficRouting struct {
+	// HTTPRouteName is the name of the HTTPRoute.
+	// +optional
+	HTTPRouteName *string `json:"httpRouteName,omitempty"`
+}
+
+// RolloutAnalysis is a set of metric checks that gate a step.
+type RolloutAnalysis struct {
+	// Metrics to check; all must pass for the step to go on.
+	// +listType=map
+	// +listMapKey=name
+	Metrics []MetricCheck `json:"metrics,omitempty"`
+}
+
+// MetricCheck queries a metric repeatedly and judges each result.
+type MetricCheck struct {
+	// Name of the check, unique in its list.
+	Name string `json:"name"`
+	// Interval between measurements, e.g. "30s".
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+	// Count of measurements to take; the check passes after Count measurements
+	// with no more than FailureLimit failures.
+	// +optional
+	Count int32 `json:"count,omitempty"`
+	// FailureLimit is how many failed measurements are tolerated.
+	// +optional
+	FailureLimit int32 `json:"failureLimit,omitempty"`
+	// Provider is where the metric comes from.
+	Provider MetricProvider `json:"provider"`
+	// ThresholdRange passes a measurement whose value is within [min, max].
+	// +optional
+	ThresholdRange *ThresholdRange `json:"thresholdRange,omitempty"`
+	// SuccessCondition is a CEL expression over `result` (a double) that must be
+	// true for a measurement to pass, e.g. "result < 0.05".
+	// +optional
+	SuccessCondition string `json:"successCondition,omitempty"`
+}
+
+// MetricProvider says where a metric is queried.
+type MetricProvider struct {
+	// Prometheus queries a Prometheus server.
+	// +optional
+	Prometheus *PrometheusMetric `json:"prometheus,omitempty"`
+}
+
+// PrometheusMetric is an instant PromQL query that yields one number.
+type PrometheusMetric struct {
+	// Address of the Prometheus server, e.g. http://prometheus.monitoring:9090.
+	Address string `json:"address"`
+	// Query in PromQL; it must yield a single scalar or a one-element vector.
+	Query string `json:"query"`
+}
+
+// ThresholdRange is an inclusive range; either bound may be omitted.
+type ThresholdRange struct {
+	// Min is the lowest passing value.
+	// +optional
+	Min *resource.Quantity `json:"min,omitempty"`
+	// Max is the highest passing value.
+	// +optional
+	Max *resource.Quantity `json:"max,omitempty"`
+}
+
+// RolloutStatus is what the controller observed and did.
+type RolloutStatus struct {
+	// ObservedGeneration is the spec generation the controller acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// CanaryStatus is the state of a canary release.
+	// +optional
+	CanaryStatus *CanaryStatus `json:"canaryStatus,omitempty"`
+	// BlueGreenStatus is the state of a blue-green release.
+	// +optional
+	BlueGreenStatus *BlueGreenStatus `json:"blueGreenStatus,omitempty"`
+	// Conditions: Progressing, Succeeded, Terminating.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []RolloutCondition `json:"conditions,omitempty"`
+	// Phase is Initial, Healthy, Progressing, Terminating, Disabled or Disabling.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+	// Message says in words what is happening.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// CurrentStepIndex mirrors the current step (1-based) of the release.
+	// +optional
+	CurrentStepIndex int32 `json:"currentStepIndex"`
+	// CurrentStepState mirrors the state of the current step.
+	// +optional
+	CurrentStepState CanaryStepState `json:"currentStepState"`
+	// PendingAction is a promote or abort requested through a subresource and
+	// not yet carried out; the controller clears it in the same write that acts on it.
+	// +optional
+	PendingAction *RolloutActionRequest `json:"pendingAction,omitempty"`
+	// Abort records why the last release was aborted.
+	// +optional
+	Abort *RolloutAbortStatus `json:"abort,omitempty"`
+	// AnalysisResults are the metric checks of the current step.
+	// +optional
+	// +listType=atomic
+	AnalysisResults []MetricCheckResult `json:"analysisResults,omitempty"`
+}
+
+// RolloutCondition is one observed condition of a Rollout.
+type RolloutCondition struct {
+	// Type of the condition.
+	Type RolloutConditionType `json:"type"`
+	// Status is True, False or Unknown.
+	Status corev1.ConditionStatus `json:"status"`
+	// LastUpdateTime is when the condition was last written.
+	// +optional
+	LastUpdateTime metav1.Time `json:"lastUpdateTime,omitempty"`
+	// LastTransitionTime is when the status last changed.
+	// +optional
+	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`
+	// Reason in CamelCase.
+	Reason string `json:"reason"`
+	// Message for people.
+	Message string `json:"message"`
+}
+
+// CommonStatus is the progress of a release, shared by canary and blue-green.
+type CommonStatus struct {
+	// ObservedWorkloadGeneration is the workload generation last observed.
+	// +optional
+	ObservedWorkloadGeneration int64 `json:"observedWorkloadGeneration,omitempty"`
+	// ObservedRolloutID is the rollout-id annotation of the workload last observed.
+	// +optional
+	ObservedRolloutID string `json:"observedRolloutID,omitempty"`
+	// RolloutHash is a hash of the steps the release was planned with.
+	// +optional
+	RolloutHash string `json:"rolloutHash,omitempty"`
+	// StableRevision is the revision being replaced.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// PodTemplateHash is the pod-template-hash of the new revision.
+	PodTemplateHash string `json:"podTemplateHash"`
+	// CurrentStepIndex is the current step, 1-based.
+	CurrentStepIndex int32 `json:"currentStepIndex"`
+	// NextStepIndex is the step a promote moves to.
+	NextStepIndex int32 `json:"nextStepIndex"`
+	// FinalisingStep is the stage of finalisation after the last step.
+	FinalisingStep FinalisingStepType `json:"finalisingStep"`
+	// CurrentStepState is the state of the current step.
+	CurrentStepState CanaryStepState `json:"currentStepState"`
+	// Message about the current step.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastUpdateTime is when the step state last changed.
+	// +optional
+	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
+	// StepStartTime is when the current step began; the progress deadline counts from it.
+	// +optional
+	StepStartTime *metav1.Time `json:"stepStartTime,omitempty"`
+	// StableReplicas is the number of pods of the stable revision.
+	// +optional
+	StableReplicas int32 `json:"stableReplicas,omitempty"`
+	// StableReadyReplicas is the number of ready pods of the stable revision.
+	// +optional
+	StableReadyReplicas int32 `json:"stableReadyReplicas,omitempty"`
+}
+
+// CanaryStatus is the state of a canary release.
+type CanaryStatus struct {
+	CommonStatus `json:",inline"`
+	// CanaryRevision is the revision being released.
+	CanaryRevision string `json:"canaryRevision"`
+	// CanaryReplicas is the number of pods of the new revision.
+	CanaryReplicas int32 `json:"canaryReplicas"`
+	// CanaryReadyReplicas is the number of ready pods of the new revision.
+	CanaryReadyReplicas int32 `json:"canaryReadyReplicas"`
+}
+
+// BlueGreenStatus is the state of a blue-green release.
+type BlueGreenStatus struct {
+	CommonStatus `json:",inline"`
+	// UpdatedRevision is the revision being released.
+	UpdatedRevision string `json:"updatedRevision"`
+	// UpdatedReplicas is the number of pods of the new revision.
+	UpdatedReplicas int32 `json:"updatedReplicas"`
+	// UpdatedReadyReplicas is the number of ready pods of the new revision.
+	UpdatedReadyReplicas int32 `json:"updatedReadyReplicas"`
+}
+
+// RolloutActionRequest is a promote or abort waiting for the controller.
+type RolloutActionRequest struct {
+	// Type is Promote or Abort.
+	Type RolloutActionType `json:"type"`
+	// StepIndex is the step the action was requested at; the controller drops a
+	// promote whose step is no longer current, so a promote is never applied twice.
+	// +optional
+	StepIndex int32 `json:"stepIndex,omitempty"`
+	// Full, for a promote, finishes all remaining steps.
+	// +optional
+	Full bool `json:"full,omitempty"`
+	// Reason, for an abort, says why.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// RequestedBy is the user who asked.
+	// +optional
+	RequestedBy string `json:"requestedBy,omitempty"`
+	// RequestedAt is when the action was asked for.
+	// +optional
+	RequestedAt metav1.Time `json:"requestedAt,omitempty"`
+}
+
+// RolloutAbortStatus records an aborted release.
+type RolloutAbortStatus struct {
+	// Reason is UserAbort, MetricCheckFailed or ProgressDeadlineExceeded.
+	Reason string `json:"reason"`
+	// Message for people.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Revision is the revision whose release was aborted; it is not released again
+	// until the workload changes to another revision.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// StepIndex is the step the release was at.
+	// +optional
+	StepIndex int32 `json:"stepIndex,omitempty"`
+	// Time of the abort.
+	// +optional
+	Time metav1.Time `json:"time,omitempty"`
+}
+
+// MetricCheckResult is the progress of one metric check.
+type MetricCheckResult struct {
+	// Name of the check.
+	Name string `json:"name"`
+	// StepIndex is the step the check ran at.
+	StepIndex int32 `json:"stepIndex"`
+	// Phase is Running, Successful, Failed or Error.
+	Phase MetricCheckPhase `json:"phase"`
+	// Count of measurements taken.
+	// +optional
+	Count int32 `json:"count,omitempty"`
+	// Successful measurements.
+	// +optional
+	Successful int32 `json:"successful,omitempty"`
+	// Failed measurements.
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+	// Errors is the number of measurements that could not be taken.
+	// +optional
+	Errors int32 `json:"errors,omitempty"`
+	// LastValue is the value of the last measurement.
+	// +optional
+	LastValue string `json:"lastValue,omitempty"`
+	// Message about the last measurement.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// StartedAt is when the first measurement was taken.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// LastMeasuredAt is when the last measurement was taken.
+	// +optional
+	LastMeasuredAt *metav1.Time `json:"lastMeasuredAt,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// RolloutList is a list of Rollouts.
+type RolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// Items is the list of Rollouts.
+	Items []Rollout `json:"items"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// RolloutPromote is the body of POST rollouts/NAME/promote: go to the next step, or
+// with full finish every remaining step.
+type RolloutPromote struct {
+	metav1.TypeMeta `json:",inline"`
+	// ObjectMeta.Name, when set, must be the Rollout's name.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// Full skips every remaining step.
+	// +optional
+	Full bool `json:"full,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// RolloutPause is the body of POST rollouts/NAME/pause: stop the release where it is.
+type RolloutPause struct {
+	metav1.TypeMeta `json:",inline"`
+	// ObjectMeta.Name, when set, must be the Rollout's name.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// RolloutResume is the body of POST rollouts/NAME/resume: undo a pause.
+type RolloutResume struct {
+	metav1.TypeMeta `json:",inline"`
+	// ObjectMeta.Name, when set, must be the Rollout's name.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// RolloutAbort is the body of POST rollouts/NAME/abort: roll the release back to
+// the stable revision.
+type RolloutAbort struct {
+	metav1.TypeMeta `json:",inline"`
+	// ObjectMeta.Name, when set, must be the Rollout's name.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// Reason is recorded in status.abort.message.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
