@@ -58,7 +58,11 @@ build_kubernetes() {
     v="$(built_version "${b}" k8s.io/kubernetes)"
     if [[ "${FORCE:-0}" == 1 || "${v}" != "${want}" ]]; then
       missing+=("${b}")
-      [[ -n "${v}" ]] && log "bin/${b} is from k8s.io/kubernetes ${v}, want ${want}: rebuilding"
+      if [[ -n "${v}" ]]; then log "bin/${b} is from k8s.io/kubernetes ${v}, want ${want}: rebuilding"; fi
+    elif ! go version -m "${BIN_DIR}/${b}" | grep -q "component-base/version.gitVersion=${want}"; then
+      # Built without the version stamp (v0.0.0-master): kubectl can't even parse that.
+      missing+=("${b}")
+      log "bin/${b} has no ${want} version stamp: relinking (compiled packages come from the Go build cache)"
     fi
   done
   if ((${#missing[@]} == 0)); then
@@ -74,12 +78,17 @@ build_kubernetes() {
     K8S_LDFLAGS+=" -X ${p}.gitVersion=${want} -X ${p}.gitMajor=${want:1:1} -X ${p}.gitMinor=${minor} -X ${p}.gitTreeState=clean"
   done
   start=$(now_ms)
-  log "building ${missing[*]} (k8s.io/kubernetes ${want}); a cold build takes ~5-7 min"
+  log "building ${missing[*]} (k8s.io/kubernetes ${want}); a cold build takes ~7-9 min"
   cd "${ROOT_DIR}/hack/tools/kubernetes"
   go mod download # show module download time separately from compile time
   total=$(go list -deps "${pkgs[@]}" | wc -l)
+  # Build next to bin/ and rename into place: writing over a running binary fails
+  # (text file busy), a rename doesn't, so this works while a local cluster runs.
+  local tmp="${BIN_DIR}/.build-kubernetes"
+  rm -rf "${tmp}" && mkdir -p "${tmp}"
   go_build_progress kubernetes "${total}" \
-    go build -v -ldflags "-s -w ${K8S_LDFLAGS}" -o "${BIN_DIR}/" "${pkgs[@]}"
+    go build -v -ldflags "-s -w ${K8S_LDFLAGS}" -o "${tmp}/" "${pkgs[@]}"
+  mv -f "${tmp}"/* "${BIN_DIR}/" && rmdir "${tmp}"
   log "built ${missing[*]} in $(elapsed "${start}")"
 }
 
@@ -99,7 +108,8 @@ build_etcd() {
   # directives), hence the pinning module; its root package is etcd's main.
   total=$(go list -deps go.etcd.io/etcd/server/v3 | wc -l)
   go_build_progress etcd "${total}" \
-    go build -v -ldflags "-s -w" -o "${BIN_DIR}/etcd" go.etcd.io/etcd/server/v3
+    go build -v -ldflags "-s -w" -o "${BIN_DIR}/.etcd.tmp" go.etcd.io/etcd/server/v3
+  mv -f "${BIN_DIR}/.etcd.tmp" "${BIN_DIR}/etcd"
   log "built etcd in $(elapsed "${start}")"
 }
 
@@ -114,8 +124,11 @@ build_kwok() {
   log "installing kwok ${KWOK_VERSION} (a cold build takes ~1-2 min)"
   cd "${ROOT_DIR}"
   # pkg@version ignores the project's go.mod; kwok's own go.mod pins its dependencies.
+  local tmp="${BIN_DIR}/.build-kwok"
+  rm -rf "${tmp}" && mkdir -p "${tmp}"
   go_build_progress kwok "?" \
-    env GOBIN="${BIN_DIR}" go install -v -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+    env GOBIN="${tmp}" go install -v -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  mv -f "${tmp}/kwok" "${BIN_DIR}/kwok" && rmdir "${tmp}"
   log "installed kwok in $(elapsed "${start}")"
 }
 

@@ -25,6 +25,7 @@ import (
 	resource "k8s.io/apimachinery/pkg/api/resource"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
+	intstr "k8s.io/apimachinery/pkg/util/intstr"
 	version "k8s.io/apimachinery/pkg/version"
 	common "k8s.io/kube-openapi/pkg/common"
 	spec "k8s.io/kube-openapi/pkg/validation/spec"
@@ -162,6 +163,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		runtime.RawExtension{}.OpenAPIModelName():         schema_k8sio_apimachinery_pkg_runtime_RawExtension(ref),
 		runtime.TypeMeta{}.OpenAPIModelName():             schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
 		runtime.Unknown{}.OpenAPIModelName():              schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
+		intstr.IntOrString{}.OpenAPIModelName():           schema_apimachinery_pkg_util_intstr_IntOrString(ref),
 		version.Info{}.OpenAPIModelName():                 schema_k8sio_apimachinery_pkg_version_Info(ref),
 	}
 }
@@ -353,7 +355,7 @@ func schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref common.ReferenceCall
 					"failureThreshold": {
 						SchemaProps: spec.SchemaProps{
 							Description: "FailureThreshold is how many (or what share of) new pods may be unready while a step still counts as ready.",
-							Ref:         ref("k8s.io/apimachinery/pkg/util/intstr.IntOrString"),
+							Ref:         ref(intstr.IntOrString{}.OpenAPIModelName()),
 						},
 					},
 					"disableGenerateCanaryService": {
@@ -373,7 +375,7 @@ func schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref common.ReferenceCall
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef", "k8s.io/apimachinery/pkg/util/intstr.IntOrString"},
+			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -559,7 +561,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStep(ref common.ReferenceCallback) c
 					"replicas": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Replicas of the new revision at this step: a number or a percentage of the workload's replicas such as \"20%\". Non-decreasing across steps.",
-							Ref:         ref("k8s.io/apimachinery/pkg/util/intstr.IntOrString"),
+							Ref:         ref(intstr.IntOrString{}.OpenAPIModelName()),
 						},
 					},
 					"pause": {
@@ -579,7 +581,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStep(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HttpRouteMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.StepPause", "k8s.io/apimachinery/pkg/util/intstr.IntOrString"},
+			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HttpRouteMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.StepPause", intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -629,7 +631,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref common.ReferenceCallbac
 					"failureThreshold": {
 						SchemaProps: spec.SchemaProps{
 							Description: "FailureThreshold is how many (or what share of) new pods may be unready while a step still counts as ready. Default: all must be ready.",
-							Ref:         ref("k8s.io/apimachinery/pkg/util/intstr.IntOrString"),
+							Ref:         ref(intstr.IntOrString{}.OpenAPIModelName()),
 						},
 					},
 					"patchPodTemplateMetadata": {
@@ -662,7 +664,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref common.ReferenceCallbac
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PatchPodTemplateMetadata", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef", "k8s.io/apimachinery/pkg/util/intstr.IntOrString"},
+			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PatchPodTemplateMetadata", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -2437,7 +2439,7 @@ func schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref common.ReferenceCallb
 					"failureThreshold": {
 						SchemaProps: spec.SchemaProps{
 							Description: "FailureThreshold is how many (or what share of) new pods may be unready while a step still counts as ready.",
-							Ref:         ref("k8s.io/apimachinery/pkg/util/intstr.IntOrString"),
+							Ref:         ref(intstr.IntOrString{}.OpenAPIModelName()),
 						},
 					},
 					"disableGenerateCanaryService": {
@@ -2457,7 +2459,7 @@ func schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref common.ReferenceCallb
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef", "k8s.io/apimachinery/pkg/util/intstr.IntOrString"},
+			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -2643,7 +2645,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStep(ref common.ReferenceCallback) co
 					"replicas": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Replicas of the new revision at this step: a number or a percentage of the workload's replicas such as \"20%\". Non-decreasing across steps.",
-							Ref:         ref("k8s.io/apimachinery/pkg/util/intstr.IntOrString"),
+							Ref:         ref(intstr.IntOrString{}.OpenAPIModelName()),
 						},
 					},
 					"pause": {
@@ -2663,7 +2665,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStep(ref common.ReferenceCallback) co
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HttpRouteMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.StepPause", "k8s.io/apimachinery/pkg/util/intstr.IntOrString"},
+			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HttpRouteMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.StepPause", intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -2713,7 +2715,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref common.ReferenceCallback
 					"failureThreshold": {
 						SchemaProps: spec.SchemaProps{
 							Description: "FailureThreshold is how many (or what share of) new pods may be unready while a step still counts as ready. Default: all must be ready.",
-							Ref:         ref("k8s.io/apimachinery/pkg/util/intstr.IntOrString"),
+							Ref:         ref(intstr.IntOrString{}.OpenAPIModelName()),
 						},
 					},
 					"patchPodTemplateMetadata": {
@@ -2746,7 +2748,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref common.ReferenceCallback
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PatchPodTemplateMetadata", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef", "k8s.io/apimachinery/pkg/util/intstr.IntOrString"},
+			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PatchPodTemplateMetadata", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -6840,6 +6842,26 @@ func schema_k8sio_apimachinery_pkg_runtime_Unknown(ref common.ReferenceCallback)
 			},
 		},
 	}
+}
+
+func schema_apimachinery_pkg_util_intstr_IntOrString(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.EmbedOpenAPIDefinitionIntoV2Extension(common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "IntOrString is a type that can hold an int32 or a string.  When used in JSON or YAML marshalling and unmarshalling, it produces or consumes the inner type.  This allows you to have, for example, a JSON field that can accept a name or number.",
+				OneOf:       common.GenerateOpenAPIV3OneOfSchema(intstr.IntOrString{}.OpenAPIV3OneOfTypes()),
+				Format:      intstr.IntOrString{}.OpenAPISchemaFormat(),
+			},
+		},
+	}, common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "IntOrString is a type that can hold an int32 or a string.  When used in JSON or YAML marshalling and unmarshalling, it produces or consumes the inner type.  This allows you to have, for example, a JSON field that can accept a name or number.",
+				Type:        intstr.IntOrString{}.OpenAPISchemaType(),
+				Format:      intstr.IntOrString{}.OpenAPISchemaFormat(),
+			},
+		},
+	})
 }
 
 func schema_k8sio_apimachinery_pkg_version_Info(ref common.ReferenceCallback) common.OpenAPIDefinition {

@@ -207,16 +207,6 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
-	if err := s.AddGeneratedConversionFunc((*ObjectRef)(nil), (*rollout.ObjectRef)(nil), func(a, b interface{}, scope conversion.Scope) error {
-		return Convert_v1alpha1_ObjectRef_To_rollout_ObjectRef(a.(*ObjectRef), b.(*rollout.ObjectRef), scope)
-	}); err != nil {
-		return err
-	}
-	if err := s.AddGeneratedConversionFunc((*rollout.ObjectRef)(nil), (*ObjectRef)(nil), func(a, b interface{}, scope conversion.Scope) error {
-		return Convert_rollout_ObjectRef_To_v1alpha1_ObjectRef(a.(*rollout.ObjectRef), b.(*ObjectRef), scope)
-	}); err != nil {
-		return err
-	}
 	if err := s.AddGeneratedConversionFunc((*PatchPodTemplateMetadata)(nil), (*rollout.PatchPodTemplateMetadata)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1alpha1_PatchPodTemplateMetadata_To_rollout_PatchPodTemplateMetadata(a.(*PatchPodTemplateMetadata), b.(*rollout.PatchPodTemplateMetadata), scope)
 	}); err != nil {
@@ -392,6 +382,11 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddConversionFunc((*rollout.ObjectRef)(nil), (*ObjectRef)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_rollout_ObjectRef_To_v1alpha1_ObjectRef(a.(*rollout.ObjectRef), b.(*ObjectRef), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddConversionFunc((*rollout.RolloutSpec)(nil), (*RolloutSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_rollout_RolloutSpec_To_v1alpha1_RolloutSpec(a.(*rollout.RolloutSpec), b.(*RolloutSpec), scope)
 	}); err != nil {
@@ -404,6 +399,11 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddConversionFunc((*CustomNetworkRef)(nil), (*rollout.ObjectRef)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1alpha1_CustomNetworkRef_To_rollout_ObjectRef(a.(*CustomNetworkRef), b.(*rollout.ObjectRef), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddConversionFunc((*ObjectRef)(nil), (*rollout.ObjectRef)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_ObjectRef_To_rollout_ObjectRef(a.(*ObjectRef), b.(*rollout.ObjectRef), scope)
 	}); err != nil {
 		return err
 	}

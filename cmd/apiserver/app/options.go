@@ -1,0 +1,169 @@
+// Package app turns the command line of the rollout API server into a
+// running server: flags, their defaults and validation, and the run loop.
+package app
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/util/compatibility"
+	basecompatibility "k8s.io/component-base/compatibility"
+	netutils "k8s.io/utils/net"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
+	generatedopenapi "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/openapi"
+)
+
+// etcdPathPrefix is where rollouts live in etcd; distinct from kube-apiserver's
+// /registry so the two can share an etcd cluster.
+const etcdPathPrefix = "/registry/rollout.kruise.io"
+
+// ServerOptions are the command-line options of the server.
+type ServerOptions struct {
+	// RecommendedOptions are the generic server's: serving, delegated
+	// authentication and authorization, audit, admission, priority and
+	// fairness, and etcd.
+	RecommendedOptions *genericoptions.RecommendedOptions
+
+	// EtcdDataDir is where the embedded etcd keeps its data when no
+	// --etcd-servers are given.
+	EtcdDataDir string
+
+	// Controller configures the embedded release controller.
+	Controller ControllerOptions
+
+	// AlternateDNS are extra names for the self-signed serving certificate.
+	AlternateDNS []string
+}
+
+// ControllerOptions configure the embedded release controller.
+type ControllerOptions struct {
+	Enabled       bool
+	Workers       int
+	LeaderElect   bool
+	LeaseName     string
+	LeaseNS       string
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+}
+
+// NewServerOptions returns the defaults.
+func NewServerOptions() *ServerOptions {
+	o := &ServerOptions{
+		RecommendedOptions: genericoptions.NewRecommendedOptions(
+			etcdPathPrefix,
+			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
+		),
+		EtcdDataDir: "rollout-apiserver.etcd",
+		Controller: ControllerOptions{
+			Enabled:       true,
+			Workers:       4,
+			LeaderElect:   true,
+			LeaseName:     "rollout-apiserver-controller",
+			LeaseNS:       "rollout-system",
+			LeaseDuration: 15 * time.Second,
+			RenewDeadline: 10 * time.Second,
+			RetryPeriod:   2 * time.Second,
+		},
+	}
+	// Objects are stored as v1beta1 whatever version a client used.
+	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
+		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
+	// An empty server list selects the embedded etcd (see Complete).
+	o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = nil
+	return o
+}
+
+// AddFlags adds the server's flags to fs.
+func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
+	o.RecommendedOptions.AddFlags(fs)
+	fs.StringVar(&o.EtcdDataDir, "etcd-data-dir", o.EtcdDataDir,
+		"Data directory of the embedded etcd, used when --etcd-servers is empty.")
+	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
+		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
+	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
+		"Run the embedded release controller (needs --kubeconfig or in-cluster access to the host cluster).")
+	fs.IntVar(&o.Controller.Workers, "controller-workers", o.Controller.Workers,
+		"Rollouts reconciled in parallel.")
+	fs.BoolVar(&o.Controller.LeaderElect, "leader-elect", o.Controller.LeaderElect,
+		"Elect a leader through a Lease in the host cluster so that only one replica runs the controller; disable for a single replica.")
+	fs.StringVar(&o.Controller.LeaseName, "leader-elect-lease-name", o.Controller.LeaseName, "Name of the leader election Lease.")
+	fs.StringVar(&o.Controller.LeaseNS, "leader-elect-lease-namespace", o.Controller.LeaseNS, "Namespace of the leader election Lease.")
+	fs.DurationVar(&o.Controller.LeaseDuration, "leader-elect-lease-duration", o.Controller.LeaseDuration,
+		"How long a leader's Lease is valid; other replicas wait this long after the leader stops renewing.")
+	fs.DurationVar(&o.Controller.RenewDeadline, "leader-elect-renew-deadline", o.Controller.RenewDeadline,
+		"How long the leader retries renewing before it gives up leadership.")
+	fs.DurationVar(&o.Controller.RetryPeriod, "leader-elect-retry-period", o.Controller.RetryPeriod,
+		"How often candidates try to acquire or renew the Lease.")
+}
+
+// UsesEmbeddedEtcd reports whether the server starts its own etcd.
+func (o *ServerOptions) UsesEmbeddedEtcd() bool {
+	return len(o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList) == 0
+}
+
+// Validate checks the options. An empty --etcd-servers is valid: it means the
+// embedded etcd, whose address is filled in when it starts.
+func (o *ServerOptions) Validate() error {
+	var errs []error
+	etcd := o.RecommendedOptions.Etcd
+	if o.UsesEmbeddedEtcd() {
+		if strings.TrimSpace(o.EtcdDataDir) == "" {
+			errs = append(errs, fmt.Errorf("--etcd-data-dir must be set when --etcd-servers is empty"))
+		}
+		// The generic check insists on servers; give it a placeholder.
+		saved := etcd.StorageConfig.Transport.ServerList
+		etcd.StorageConfig.Transport.ServerList = []string{"http://127.0.0.1:2379"}
+		errs = append(errs, o.RecommendedOptions.Validate()...)
+		etcd.StorageConfig.Transport.ServerList = saved
+	} else {
+		errs = append(errs, o.RecommendedOptions.Validate()...)
+	}
+	if o.Controller.Enabled && o.Controller.Workers < 1 {
+		errs = append(errs, fmt.Errorf("--controller-workers must be at least 1, got %d", o.Controller.Workers))
+	}
+	if o.Controller.Enabled && o.Controller.LeaderElect && o.Controller.RenewDeadline >= o.Controller.LeaseDuration {
+		errs = append(errs, fmt.Errorf("--leader-elect-renew-deadline (%s) must be shorter than --leader-elect-lease-duration (%s)",
+			o.Controller.RenewDeadline, o.Controller.LeaseDuration))
+	}
+	errs = append(errs, compatibility.DefaultComponentGlobalsRegistry.Validate()...)
+	return utilerrors.NewAggregate(errs)
+}
+
+// GenericConfig builds the generic server configuration from the options.
+// The etcd server list must be final (the embedded etcd already started).
+func (o *ServerOptions) GenericConfig() (*genericapiserver.RecommendedConfig, error) {
+	if err := o.RecommendedOptions.SecureServing.MaybeDefaultWithSelfSignedCerts(
+		"localhost", o.AlternateDNS, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+	}
+
+	cfg := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	namer := openapi.NewDefinitionNamer(apiserver.Scheme)
+	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIConfig.Info.Title = "rollout-apiserver"
+	cfg.OpenAPIConfig.Info.Version = "v1beta1"
+	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIV3Config.Info.Title = "rollout-apiserver"
+	cfg.OpenAPIV3Config.Info.Version = "v1beta1"
+
+	registry := compatibility.DefaultComponentGlobalsRegistry
+	cfg.FeatureGate = registry.FeatureGateFor(basecompatibility.DefaultKubeComponent)
+	cfg.EffectiveVersion = registry.EffectiveVersionFor(basecompatibility.DefaultKubeComponent)
+
+	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
+		return nil, fmt.Errorf("applying server options: %w", err)
+	}
+	return cfg, nil
+}

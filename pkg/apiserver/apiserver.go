@@ -1,0 +1,70 @@
+// Package apiserver assembles the rollout.kruise.io API server: the scheme,
+// the generic server configuration, the API group and the post-start hooks.
+package apiserver
+
+import (
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
+)
+
+// Config is the generic server configuration plus what this server adds.
+type Config struct {
+	GenericConfig *genericapiserver.RecommendedConfig
+	ExtraConfig   ExtraConfig
+}
+
+// ExtraConfig is what this server adds to the generic configuration.
+type ExtraConfig struct {
+	// PostStartHooks run once the server is serving, e.g. the controller.
+	PostStartHooks map[string]genericapiserver.PostStartHookFunc
+}
+
+// CompletedConfig is a Config with every default filled in.
+type CompletedConfig struct {
+	GenericConfig genericapiserver.CompletedConfig
+	ExtraConfig   *ExtraConfig
+}
+
+// Server is the running rollout.kruise.io API server.
+type Server struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+}
+
+// Complete fills in the defaults of the generic configuration.
+func (c *Config) Complete() CompletedConfig {
+	return CompletedConfig{GenericConfig: c.GenericConfig.Complete(), ExtraConfig: &c.ExtraConfig}
+}
+
+// New builds the server: the storage of rollouts in both versions and the
+// post-start hooks.
+func (c CompletedConfig) New() (*Server, error) {
+	generic, err := c.GenericConfig.New("rollout-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("building generic API server: %w", err)
+	}
+
+	storage, err := rolloutregistry.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter)
+	if err != nil {
+		return nil, fmt.Errorf("building rollout storage: %w", err)
+	}
+	group := genericapiserver.NewDefaultAPIGroupInfo(rollout.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	group.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = storage.Map()
+	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage.Map()
+	if err := generic.InstallAPIGroup(&group); err != nil {
+		return nil, fmt.Errorf("installing API group %s: %w", rollout.GroupName, err)
+	}
+
+	for name, hook := range c.ExtraConfig.PostStartHooks {
+		if err := generic.AddPostStartHook(name, hook); err != nil {
+			return nil, fmt.Errorf("adding post-start hook %s: %w", name, err)
+		}
+	}
+	return &Server{GenericAPIServer: generic}, nil
+}

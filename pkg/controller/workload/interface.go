@@ -1,0 +1,119 @@
+// Package workload holds what every kind of workload shares in a release: the
+// Releaser contract that the step machine drives, the batch arithmetic, the
+// hold that the admission webhook puts on a workload and its exact undoing,
+// template hashing and write expectations. The mechanics of each kind live in
+// the subpackages deployment, statefulset and daemonset.
+package workload
+
+import (
+	"context"
+	"errors"
+
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+)
+
+// ErrNotFound is returned (wrapped) by Observe when the referenced workload does not exist.
+var ErrNotFound = errors.New("workload not found")
+
+// Releaser moves one kind of workload through a release. Every method is
+// idempotent and computes from the informer caches, so the step machine can
+// call it on every reconcile; a method that has more to do returns false and
+// the caller reconciles again when the workload or its pods change.
+type Releaser interface {
+	// Observe reads the workload and its pods and reports revisions and counts.
+	Observe(ctx context.Context, ro *v1beta1.Rollout) (*Info, error)
+	// Hold puts the same hold on the workload that the admission webhook puts on
+	// it, for a release whose hold was removed by someone else.
+	Hold(ctx context.Context, ro *v1beta1.Rollout, info *Info) error
+	// Upgrade brings the workload toward desired pods of the new revision
+	// within the workload's own surge and availability bounds, and reports
+	// whether the batch is ready (allowing failureThreshold unready pods).
+	Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *Info, desired int32) (ready bool, err error)
+	// Complete brings every pod to the new revision: the first stage of a
+	// successful finalisation. It reports true once that is done.
+	Complete(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
+	// Rollback writes the stable revision's pod template back into the
+	// workload and reports true once the workload controller has observed it.
+	Rollback(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
+	// Release hands the workload back to its own update strategy, restoring
+	// exactly what the hold changed and removing anything the release created.
+	Release(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
+}
+
+// Info is what Observe saw.
+type Info struct {
+	// Kind and Name of the workload.
+	Kind, Name string
+	// Object is the workload as read from the cache; releasers use it in the
+	// same reconcile instead of reading again. Treat it as read-only.
+	Object runtime.Object
+	// Generation of the workload.
+	Generation int64
+	// Consistent is false while the workload's controller has not yet observed
+	// its latest spec, so revisions taken from its status cannot be trusted.
+	Consistent bool
+	// Held is true while the workload carries the hold annotation.
+	Held bool
+	// Replicas is how many pods the workload should have in total.
+	Replicas int32
+	// StableRevision is the revision being replaced (the one in status while a
+	// release is in progress, otherwise the one the workload's pods run).
+	StableRevision string
+	// CanaryRevision is the revision of the workload's current pod template.
+	CanaryRevision string
+	// PodTemplateHash is the label value that selects the new revision's pods.
+	PodTemplateHash string
+	// RolloutID is the workload's rollout-id annotation.
+	RolloutID string
+	// Canary and Stable count the pods of each revision; Ready counts pods that
+	// are ready and have been for the workload's minReadySeconds.
+	Canary, Stable Counts
+}
+
+// Counts are the pods of one revision.
+type Counts struct {
+	// Replicas is the number of pods.
+	Replicas int32
+	// Ready is the number of available pods.
+	Ready int32
+}
+
+// Deps are the clients, caches and helpers the per-kind releasers share.
+type Deps struct {
+	// Kube writes to the host cluster.
+	Kube kubernetes.Interface
+	// Listers of the host cluster's objects.
+	Deployments         appslisters.DeploymentLister
+	ReplicaSets         appslisters.ReplicaSetLister
+	StatefulSets        appslisters.StatefulSetLister
+	DaemonSets          appslisters.DaemonSetLister
+	ControllerRevisions appslisters.ControllerRevisionLister
+	Pods                corelisters.PodLister
+	// Recorder records Events on the Rollout for workload changes.
+	Recorder record.EventRecorder
+	// Expectations remembers writes the caches have not shown yet.
+	Expectations *Expectations
+	// Clock tells the time; tests replace it.
+	Clock clock.PassiveClock
+}
+
+// StableRevisionInProgress returns the stable revision recorded by a release in
+// progress, or "" when no release is in progress.
+func StableRevisionInProgress(ro *v1beta1.Rollout) string {
+	if ro.Status.Phase != v1beta1.RolloutPhaseProgressing || ro.Status.CanaryStatus == nil {
+		return ""
+	}
+	return ro.Status.CanaryStatus.StableRevision
+}
+
+// OwnerKey is the key under which expectations about a Rollout's workload are kept.
+func OwnerKey(ro *v1beta1.Rollout) string {
+	return ro.Namespace + "/" + ro.Name
+}

@@ -1,0 +1,154 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/generic"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
+)
+
+// Storage holds the REST storage of rollouts and each of its subresources.
+type Storage struct {
+	Rollout *REST
+	Status  *StatusREST
+	Promote *ActionREST
+	Pause   *ActionREST
+	Resume  *ActionREST
+	Abort   *ActionREST
+}
+
+// Map returns the storage keyed by the resource paths the API group serves.
+func (s *Storage) Map() map[string]rest.Storage {
+	return map[string]rest.Storage{
+		"rollouts":         s.Rollout,
+		"rollouts/status":  s.Status,
+		"rollouts/promote": s.Promote,
+		"rollouts/pause":   s.Pause,
+		"rollouts/resume":  s.Resume,
+		"rollouts/abort":   s.Abort,
+	}
+}
+
+// REST is the storage of the rollouts resource.
+type REST struct {
+	*genericregistry.Store
+}
+
+var _ rest.ShortNamesProvider = &REST{}
+var _ rest.CategoriesProvider = &REST{}
+
+// ShortNames lets `kubectl get ro` work.
+func (*REST) ShortNames() []string { return []string{"ro"} }
+
+// Categories puts rollouts in `kubectl get all`.
+func (*REST) Categories() []string { return []string{"all"} }
+
+// NewStorage builds the etcd-backed storage of rollouts and its subresources.
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*Storage, error) {
+	strategy := NewStrategy(scheme)
+	workloads := newWorkloadClaims()
+
+	store := &genericregistry.Store{
+		NewFunc:                   func() runtime.Object { return &rollout.Rollout{} },
+		NewListFunc:               func() runtime.Object { return &rollout.RolloutList{} },
+		PredicateFunc:             Match,
+		DefaultQualifiedResource:  rollout.Resource("rollouts"),
+		SingularQualifiedResource: rollout.Resource("rollout"),
+
+		CreateStrategy:      strategy,
+		UpdateStrategy:      strategy,
+		DeleteStrategy:      strategy,
+		ResetFieldsStrategy: strategy,
+
+		TableConvertor: tableConvertor{},
+	}
+	// The claim hooks need the finished store to look up other Rollouts.
+	store.BeginCreate = workloads.beginCreate(store)
+	store.BeginUpdate = workloads.beginUpdate(store)
+
+	options := &generic.StoreOptions{
+		RESTOptions: optsGetter,
+		AttrFunc:    GetAttrs,
+		TriggerFunc: map[string]storage.IndexerFunc{FieldWorkloadName: workloadNameTrigger},
+		Indexers: &cache.Indexers{
+			storage.FieldIndex(FieldWorkloadName): workloadNameIndex,
+		},
+	}
+	if err := store.CompleteWithOptions(options); err != nil {
+		return nil, fmt.Errorf("completing rollouts storage: %w", err)
+	}
+
+	statusStore := *store
+	statusStore.UpdateStrategy = NewStatusStrategy(strategy)
+	statusStore.ResetFieldsStrategy = NewStatusStrategy(strategy)
+	statusStore.BeginCreate, statusStore.BeginUpdate = nil, nil
+
+	actionStore := *store
+	actionStore.UpdateStrategy = actionStrategy{strategy}
+	actionStore.ResetFieldsStrategy = actionStrategy{strategy}
+	actionStore.BeginCreate, actionStore.BeginUpdate = nil, nil
+
+	return &Storage{
+		Rollout: &REST{store},
+		Status:  &StatusREST{store: &statusStore},
+		Promote: newActionREST(&actionStore, promoteAction{}),
+		Pause:   newActionREST(&actionStore, pauseAction{}),
+		Resume:  newActionREST(&actionStore, resumeAction{}),
+		Abort:   newActionREST(&actionStore, abortAction{}),
+	}, nil
+}
+
+func workloadNameTrigger(obj runtime.Object) string {
+	return obj.(*rollout.Rollout).Spec.WorkloadRef.Name
+}
+
+func workloadNameIndex(obj interface{}) ([]string, error) {
+	r, ok := obj.(*rollout.Rollout)
+	if !ok {
+		return nil, fmt.Errorf("not a Rollout: %T", obj)
+	}
+	return []string{r.Spec.WorkloadRef.Name}, nil
+}
+
+// StatusREST is the storage of rollouts/status.
+type StatusREST struct {
+	store *genericregistry.Store
+}
+
+var _ rest.Patcher = &StatusREST{}
+
+// New returns an empty Rollout.
+func (r *StatusREST) New() runtime.Object { return &rollout.Rollout{} }
+
+// Destroy does nothing: the store is shared with the main resource, which
+// shuts it down.
+func (r *StatusREST) Destroy() {}
+
+// Get returns the Rollout, so that clients can read what they patch.
+func (r *StatusREST) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
+	return r.store.Get(ctx, name, options)
+}
+
+// Update writes the status of a Rollout. It never creates one.
+func (r *StatusREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
+}
+
+// GetResetFields returns the fields the status strategy resets.
+func (r *StatusREST) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return r.store.GetResetFields()
+}
+
+// ConvertToTable prints a Rollout as kubectl's table.
+func (r *StatusREST) ConvertToTable(ctx context.Context, object runtime.Object, tableOptions runtime.Object) (*metav1.Table, error) {
+	return r.store.ConvertToTable(ctx, object, tableOptions)
+}

@@ -1,0 +1,182 @@
+// Package rollout is the storage of the rollouts resource: its strategies,
+// the etcd-backed store, the status and action subresources and the table
+// kubectl prints.
+package rollout
+
+import (
+	"context"
+	"fmt"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/names"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
+)
+
+// Field selectors that rollouts support besides metadata.name and
+// metadata.namespace. The workload reference is indexed in the watch cache,
+// so "which Rollout references this workload" is cheap for us and for kubectl.
+const (
+	FieldWorkloadName = "spec.workloadRef.name"
+	FieldWorkloadKind = "spec.workloadRef.kind"
+	FieldPhase        = "status.phase"
+)
+
+// servedVersions are the API versions whose managed fields the strategies reset.
+var servedVersions = []fieldpath.APIVersion{"rollout.kruise.io/v1beta1", "rollout.kruise.io/v1alpha1"}
+
+func resetFieldsFor(paths ...fieldpath.Path) map[fieldpath.APIVersion]*fieldpath.Set {
+	out := make(map[fieldpath.APIVersion]*fieldpath.Set, len(servedVersions))
+	for _, v := range servedVersions {
+		out[v] = fieldpath.NewSet(paths...)
+	}
+	return out
+}
+
+// rolloutStrategy is the behaviour of the main resource: users own spec and
+// metadata, the controller owns status.
+type rolloutStrategy struct {
+	runtime.ObjectTyper
+	names.NameGenerator
+}
+
+// NewStrategy returns the strategy of the rollouts resource.
+func NewStrategy(typer runtime.ObjectTyper) rolloutStrategy {
+	return rolloutStrategy{typer, names.SimpleNameGenerator}
+}
+
+func (rolloutStrategy) NamespaceScoped() bool { return true }
+
+// GetResetFields tells server-side apply that writes to the main resource
+// never own status: the status subresource resets it.
+func (rolloutStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return resetFieldsFor(fieldpath.MakePathOrDie("status"))
+}
+
+func (rolloutStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	r := obj.(*rollout.Rollout)
+	r.Status = rollout.RolloutStatus{}
+	r.Generation = 1
+}
+
+func (rolloutStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	newR, oldR := obj.(*rollout.Rollout), old.(*rollout.Rollout)
+	newR.Status = oldR.Status
+	bumpGenerationOnSpecChange(newR, oldR)
+}
+
+func bumpGenerationOnSpecChange(newR, oldR *rollout.Rollout) {
+	if !apiequality.Semantic.DeepEqual(newR.Spec, oldR.Spec) {
+		newR.Generation = oldR.Generation + 1
+	}
+}
+
+func (rolloutStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return validation.ValidateRollout(obj.(*rollout.Rollout))
+}
+
+func (rolloutStrategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }
+
+func (rolloutStrategy) AllowCreateOnUpdate(context.Context) bool { return false }
+
+func (rolloutStrategy) AllowUnconditionalUpdate(context.Context) bool { return true }
+
+func (rolloutStrategy) Canonicalize(runtime.Object) {}
+
+func (rolloutStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return validation.ValidateRolloutUpdate(obj.(*rollout.Rollout), old.(*rollout.Rollout))
+}
+
+func (rolloutStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
+	return nil
+}
+
+// statusStrategy is the behaviour of the status subresource: only status
+// changes; spec and the metadata users own are kept as they were.
+type statusStrategy struct {
+	rolloutStrategy
+}
+
+// NewStatusStrategy returns the strategy of rollouts/status.
+func NewStatusStrategy(s rolloutStrategy) statusStrategy {
+	return statusStrategy{s}
+}
+
+// GetResetFields tells server-side apply that writes to status never own
+// spec or the user-owned metadata.
+func (statusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return resetFieldsFor(
+		fieldpath.MakePathOrDie("spec"),
+		fieldpath.MakePathOrDie("metadata", "labels"),
+		fieldpath.MakePathOrDie("metadata", "annotations"),
+		fieldpath.MakePathOrDie("metadata", "finalizers"),
+		fieldpath.MakePathOrDie("metadata", "ownerReferences"),
+	)
+}
+
+func (statusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	newR, oldR := obj.(*rollout.Rollout), old.(*rollout.Rollout)
+	newR.Spec = oldR.Spec
+	newR.Labels = oldR.Labels
+	newR.Annotations = oldR.Annotations
+	newR.Finalizers = oldR.Finalizers
+	newR.OwnerReferences = oldR.OwnerReferences
+}
+
+func (statusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return validation.ValidateRolloutStatusUpdate(obj.(*rollout.Rollout), old.(*rollout.Rollout))
+}
+
+// actionStrategy is the behaviour of writes made by the action subresources
+// (promote, pause, resume, abort): the action's own code decides exactly what
+// changes, in spec or status, so nothing is reset here.
+type actionStrategy struct {
+	rolloutStrategy
+}
+
+func (actionStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set { return nil }
+
+func (actionStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	bumpGenerationOnSpecChange(obj.(*rollout.Rollout), old.(*rollout.Rollout))
+}
+
+func (actionStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	newR, oldR := obj.(*rollout.Rollout), old.(*rollout.Rollout)
+	errs := validation.ValidateRolloutUpdate(newR, oldR)
+	return append(errs, validation.ValidateRolloutStatusUpdate(newR, oldR)...)
+}
+
+// GetAttrs returns the labels and the selectable fields of a Rollout.
+func GetAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	r, ok := obj.(*rollout.Rollout)
+	if !ok {
+		return nil, nil, fmt.Errorf("not a Rollout: %T", obj)
+	}
+	return labels.Set(r.Labels), selectableFields(r), nil
+}
+
+func selectableFields(r *rollout.Rollout) fields.Set {
+	return generic.AddObjectMetaFieldsSet(fields.Set{
+		FieldWorkloadName: r.Spec.WorkloadRef.Name,
+		FieldWorkloadKind: r.Spec.WorkloadRef.Kind,
+		FieldPhase:        string(r.Status.Phase),
+	}, &r.ObjectMeta, true)
+}
+
+// Match returns the predicate that filters Rollouts by label and field selectors.
+func Match(label labels.Selector, field fields.Selector) storage.SelectionPredicate {
+	return storage.SelectionPredicate{
+		Label:       label,
+		Field:       field,
+		GetAttrs:    GetAttrs,
+		IndexFields: []string{FieldWorkloadName},
+	}
+}
