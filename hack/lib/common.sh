@@ -87,7 +87,8 @@ pid_alive() { # pid_alive NAME -> 0 if NAME's recorded process is running
 # kill -0 would still succeed on it until its parent reaps it).
 proc_running() {
   local stat
-  { stat="$(<"/proc/$1/stat")"; } 2>/dev/null || return 1
+  # (not $(<file): under set -e, bash 5.2 exits on its open error even after ||)
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
   stat="${stat##*) }" # drop "pid (comm) ", comm may contain spaces
   [[ "${stat:0:1}" != Z ]]
 }
@@ -108,8 +109,17 @@ start_daemon() {
   local name=$1 bin=$2; shift 2
   mkdir -p "${RUN_DIR}/pids" "${RUN_DIR}/logs"
   setsid "${bin}" "$@" </dev/null >>"${RUN_DIR}/logs/${name}.log" 2>&1 &
-  local pid=$!
-  echo "${pid} $(readlink -f "${bin}")" >"${RUN_DIR}/pids/${name}.pid"
+  local pid=$! exe i
+  exe="$(readlink -f "${bin}")"
+  echo "${pid} ${exe}" >"${RUN_DIR}/pids/${name}.pid"
+  # Until setsid has exec'd the binary, /proc/PID/exe is setsid and pid_alive would call the
+  # process gone; wait for the exec so callers can poll pid_alive right away.
+  for ((i = 0; i < 100; i++)); do
+    [[ "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == "${exe}" ]] && break
+    proc_running "${pid}" || die "${name} exited at once; see ${RUN_DIR}/logs/${name}.log: $(tail -n 5 "${RUN_DIR}/logs/${name}.log")"
+    sleep 0.05
+  done
+  ((i < 100)) || die "${name} (pid ${pid}): ${bin} not running after 5s (is setsid forking?)"
   log "started ${name} (pid ${pid}, log ${RUN_DIR}/logs/${name}.log)"
 }
 

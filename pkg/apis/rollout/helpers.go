@@ -64,3 +64,26 @@ func (s *RolloutStatus) CommonStatus() *CommonStatus {
 	}
 	return nil
 }
+
+// SelectableFields are the field selectors rollouts support, in the internal
+// (and v1beta1) spelling.
+var SelectableFields = []string{
+	"metadata.name", "metadata.namespace",
+	"spec.workloadRef.name", "spec.workloadRef.kind", "status.phase",
+}
+
+// ConvertFieldLabel accepts the selectable fields as they are spelled in
+// every version; aliases maps a version's own spelling to the internal one.
+func ConvertFieldLabel(aliases map[string]string) func(label, value string) (string, string, error) {
+	return func(label, value string) (string, string, error) {
+		if internal, ok := aliases[label]; ok {
+			return internal, value, nil
+		}
+		for _, f := range SelectableFields {
+			if f == label {
+				return label, value, nil
+			}
+		}
+		return "", "", fmt.Errorf("field label %q is not supported for rollouts; use one of %v", label, SelectableFields)
+	}
+}

@@ -16,8 +16,8 @@ import (
 
 // Kinds of objects that expectations are kept about, beside the workload kinds.
 const (
-	kindReplicaSet = "ReplicaSet"
-	kindPod        = "Pod"
+	KindReplicaSet = "ReplicaSet"
+	KindPod        = "Pod"
 )
 
 // ObjectKey names an object in expectations: Kind/namespace/name.
@@ -41,9 +41,9 @@ func (d *Deps) Lookup(object string) (bool, int64) {
 		obj, err = d.StatefulSets.StatefulSets(namespace).Get(name)
 	case v1beta1.KindDaemonSet:
 		obj, err = d.DaemonSets.DaemonSets(namespace).Get(name)
-	case kindReplicaSet:
+	case KindReplicaSet:
 		obj, err = d.ReplicaSets.ReplicaSets(namespace).Get(name)
-	case kindPod:
+	case KindPod:
 		obj, err = d.Pods.Pods(namespace).Get(name)
 	default:
 		return false, 0

@@ -4,6 +4,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
 )
 
 // GroupName is the API group of this package.
@@ -41,5 +43,6 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&RolloutAbort{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
-	return nil
+	return scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("Rollout"),
+		rollout.ConvertFieldLabel(nil))
 }

@@ -1,0 +1,132 @@
+package deployment
+
+// scaleState is one ReplicaSet as the batch arithmetic sees it.
+type scaleState struct {
+	name string
+	// spec is spec.replicas; available is status.availableReplicas.
+	spec, available int32
+	// stable marks the release's stable revision among the old ReplicaSets.
+	stable bool
+}
+
+// scaleStep resizes one ReplicaSet.
+type scaleStep struct {
+	name string
+	to   int32
+}
+
+// planScale is the arithmetic of one in-place move toward a batch of target
+// new pods out of replicas. It returns the resizes in the order to apply them:
+// every shrink before any grow, so the total never passes replicas + surge
+// between two writes.
+//
+// Like the Deployment controller's rolling update it
+//   - grows the new ReplicaSet as far as replicas + surge allows,
+//   - shrinks old ReplicaSets toward replicas - target, removing unavailable
+//     pods first (they cost no availability) and available ones only while at
+//     least replicas - unavailable pods stay available,
+//   - and then grows the new ReplicaSet into the room the shrink made.
+//
+// Old revisions other than the stable one (a release restarted for a newer
+// revision leaves some) are shrunk before the stable one. It stops at the
+// batch: old ReplicaSets keep replicas - target pods.
+func planScale(replicas, surge, unavailable, target int32, current scaleState, olds []scaleState) []scaleStep {
+	newSpec := current.spec
+	oldSpec := make([]int32, len(olds))
+	for i, o := range olds {
+		oldSpec[i] = o.spec
+	}
+	total := func() int32 {
+		t := newSpec
+		for _, s := range oldSpec {
+			t += s
+		}
+		return t
+	}
+	// Shrink order: intermediate revisions first, the stable one last.
+	order := make([]int, 0, len(olds))
+	stableIndex := -1
+	for i, o := range olds {
+		if o.stable {
+			stableIndex = i
+			continue
+		}
+		order = append(order, i)
+	}
+	if stableIndex >= 0 {
+		order = append(order, stableIndex)
+	}
+
+	// More new pods than the batch wants happens only when the plan changed
+	// under a running release (fewer replicas or smaller steps).
+	newSpec = min(newSpec, target)
+	grow := func() {
+		if room := replicas + surge - total(); newSpec < target && room > 0 {
+			newSpec += min(target-newSpec, room)
+		}
+	}
+	grow()
+
+	var oldTotal int32
+	for _, s := range oldSpec {
+		oldTotal += s
+	}
+	excess := oldTotal - (replicas - target)
+	switch {
+	case excess > 0:
+		minAvailable := replicas - unavailable
+		newUnavailable := max(newSpec-current.available, 0)
+		budget := total() - minAvailable - newUnavailable
+		for _, i := range order {
+			if excess <= 0 || budget <= 0 {
+				break
+			}
+			unhealthy := oldSpec[i] - min(olds[i].available, oldSpec[i])
+			cut := min(unhealthy, excess, budget)
+			oldSpec[i] -= cut
+			excess -= cut
+			budget -= cut
+		}
+		available := min(current.available, newSpec)
+		for i := range olds {
+			available += min(olds[i].available, oldSpec[i])
+		}
+		budget = available - minAvailable
+		for _, i := range order {
+			if excess <= 0 || budget <= 0 {
+				break
+			}
+			cut := min(oldSpec[i], excess, budget)
+			oldSpec[i] -= cut
+			excess -= cut
+			budget -= cut
+		}
+		grow()
+	case excess < 0 && len(olds) > 0:
+		// The old revisions are short of replicas - target, as after the
+		// Deployment was scaled up: grow the stable one within the surge.
+		i := stableIndex
+		if i < 0 {
+			i = len(olds) - 1
+		}
+		if room := replicas + surge - total(); room > 0 {
+			oldSpec[i] += min(-excess, room)
+		}
+	}
+
+	var shrinks, grows []scaleStep
+	if newSpec < current.spec {
+		shrinks = append(shrinks, scaleStep{name: current.name, to: newSpec})
+	} else if newSpec > current.spec {
+		grows = append(grows, scaleStep{name: current.name, to: newSpec})
+	}
+	for i, o := range olds {
+		switch {
+		case oldSpec[i] < o.spec:
+			shrinks = append(shrinks, scaleStep{name: o.name, to: oldSpec[i]})
+		case oldSpec[i] > o.spec:
+			grows = append(grows, scaleStep{name: o.name, to: oldSpec[i]})
+		}
+	}
+	return append(shrinks, grows...)
+}
