@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds into bin/ the control-plane binaries that hack/local-up.sh and the e2e tests run:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (hack/tools/kubernetes),
 # etcd (hack/tools/etcd) and kwok (KWOK_VERSION). Only what is missing or built from another
@@ -80,14 +81,16 @@ build_kubernetes() {
   start=$(now_ms)
   log "building ${missing[*]} (k8s.io/kubernetes ${want}); a cold build takes ~7-9 min"
   cd "${ROOT_DIR}/hack/tools/kubernetes"
-  go mod download # show module download time separately from compile time
+  log "  downloading modules (first time only: ~1.3 GB into the module cache)"
+  go mod download
+  log "  modules ready ($(elapsed "${start}")); compiling"
   total=$(go list -deps "${pkgs[@]}" | wc -l)
   # Build next to bin/ and rename into place: writing over a running binary fails
   # (text file busy), a rename doesn't, so this works while a local cluster runs.
   local tmp="${BIN_DIR}/.build-kubernetes"
   rm -rf "${tmp}" && mkdir -p "${tmp}"
   go_build_progress kubernetes "${total}" \
-    go build -v -ldflags "-s -w ${K8S_LDFLAGS}" -o "${tmp}/" "${pkgs[@]}"
+    go build -v -buildvcs=false -ldflags "-s -w ${K8S_LDFLAGS}" -o "${tmp}/" "${pkgs[@]}"
   mv -f "${tmp}"/* "${BIN_DIR}/" && rmdir "${tmp}"
   log "built ${missing[*]} in $(elapsed "${start}")"
 }
@@ -108,7 +111,7 @@ build_etcd() {
   # directives), hence the pinning module; its root package is etcd's main.
   total=$(go list -deps go.etcd.io/etcd/server/v3 | wc -l)
   go_build_progress etcd "${total}" \
-    go build -v -ldflags "-s -w" -o "${BIN_DIR}/.etcd.tmp" go.etcd.io/etcd/server/v3
+    go build -v -buildvcs=false -ldflags "-s -w" -o "${BIN_DIR}/.etcd.tmp" go.etcd.io/etcd/server/v3
   mv -f "${BIN_DIR}/.etcd.tmp" "${BIN_DIR}/etcd"
   log "built etcd in $(elapsed "${start}")"
 }
@@ -136,4 +139,4 @@ total_start=$(now_ms)
 build_etcd
 build_kwok
 build_kubernetes
-log "tools ready in ${BIN_DIR} ($(elapsed "${total_start}")): $(cd "${BIN_DIR}" && ls | tr '\n' ' ')"
+log "tools ready in ${BIN_DIR} ($(elapsed "${total_start}")): $(cd "${BIN_DIR}" && echo *)"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Stops what hack/local-up.sh (and local-register.sh / the e2e framework) started in the run
 # folder: exactly the processes named by its pid files, newest layer first, and waits until
 # they have exited. Logs, certs and etcd data stay (local-up.sh starts fresh anyway).

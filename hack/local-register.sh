@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Registers rollout-apiserver with the control plane of a run folder started by
 # hack/local-up.sh, and (unless ROLLOUT_START=0) (re)starts bin/rollout-apiserver on
 # 127.0.0.1 and waits until both APIServices are Available.
@@ -18,6 +19,7 @@ source "${ROOT_DIR}/hack/lib/pki.sh"
 
 RUN_DIR="${LOCAL_RUN_DIR:-${ROOT_DIR}/_output/local}"
 [[ -f "${RUN_DIR}/env" ]] || die "${RUN_DIR}/env not found: start the control plane first (ROLLOUT_SERVER=0 hack/local-up.sh)"
+# shellcheck disable=SC1091 # written by local-up.sh
 source "${RUN_DIR}/env"
 export KUBECONFIG
 need_cmd openssl
@@ -37,9 +39,10 @@ fi
 
 # --- port and command line ----------------------------------------------------------------
 if [[ -f "${DIR}/env" ]]; then
+  # shellcheck disable=SC1091 # written below on the first run
   ROLLOUT_PORT="$(source "${DIR}/env" && echo "${ROLLOUT_PORT}")"
 else
-  ROLLOUT_PORT="$(free_port)"
+  free_port ROLLOUT_PORT
 fi
 # Host cluster access (core API, TokenReview/SubjectAccessReview, the authentication
 # ConfigMap) with the admin identity; the manifests still bind the real ServiceAccount.
@@ -67,12 +70,17 @@ ROLLOUT_PID_FILE=${RUN_DIR}/pids/rollout-apiserver.pid
 ENV
 
 # --- registration -------------------------------------------------------------------------
+# shellcheck disable=SC2034 # used by render via RENDER_VARS
 ROLLOUT_CA_BUNDLE="$(base64 -w0 <"${DIR}/ca.crt")"
 RENDER_VARS="ROLLOUT_PORT ROLLOUT_CA_BUNDLE" render "${ROOT_DIR}/artifacts/local/rollout-apiserver.yaml.tmpl" >"${DIR}/registration.yaml"
 "${KUBECTL}" apply -f "${DIR}/registration.yaml" >/dev/null
 log "applied ${DIR}/registration.yaml (APIServices v1beta1/v1alpha1.rollout.kruise.io -> localhost:${ROLLOUT_PORT})"
 
-[[ "${ROLLOUT_START}" == 0 ]] && exit 0
+if [[ "${ROLLOUT_START}" == 0 ]]; then
+  # The caller starts its own instance on this port; one left by `make run` would hold it.
+  stop_daemon rollout-apiserver
+  exit 0
+fi
 
 # --- (re)start the server -----------------------------------------------------------------
 [[ -x "${BIN_DIR}/rollout-apiserver" ]] ||

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Starts a real Kubernetes control plane on this machine, everything on 127.0.0.1 with free
 # ports: etcd, kube-apiserver (RBAC, aggregation layer), kube-controller-manager,
 # kube-scheduler and kwok running KWOK_NODES fake nodes. Then (unless ROLLOUT_SERVER=0) starts
@@ -51,10 +52,11 @@ STARTED=()
 on_exit() {
   local rc=$?
   ((rc == 0)) && return
-  log "local-up failed (exit ${rc}); last log lines:"
+  log "local-up failed (exit ${rc}); logs in ${RUN_DIR}/logs/"
   local name
-  for name in "${STARTED[@]}"; do
-    echo "----- ${name} (${RUN_DIR}/logs/${name}.log)" >&2
+  for name in "${STARTED[@]}"; do # show how the components that died ended
+    pid_alive "${name}" && continue
+    echo "----- ${name} exited; last lines of ${RUN_DIR}/logs/${name}.log:" >&2
     tail -n 15 "${RUN_DIR}/logs/${name}.log" >&2 || true
   done
   if [[ "${KEEP_ON_FAILURE:-0}" == 1 ]]; then
@@ -75,12 +77,12 @@ launch() { # launch NAME ARGS...: start bin/NAME as a daemon and remember it for
 t0=$(now_ms)
 
 # --- ports --------------------------------------------------------------------------------
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-APISERVER_PORT=$(free_port)
-KCM_PORT=$(free_port)
-SCHEDULER_PORT=$(free_port)
-KWOK_PORT=$(free_port)
+free_port ETCD_PORT
+free_port ETCD_PEER_PORT
+free_port APISERVER_PORT
+free_port KCM_PORT
+free_port SCHEDULER_PORT
+free_port KWOK_PORT
 log "run folder ${RUN_DIR}; ports: etcd ${ETCD_PORT}, kube-apiserver ${APISERVER_PORT}, kube-controller-manager ${KCM_PORT}, kube-scheduler ${SCHEDULER_PORT}, kwok ${KWOK_PORT}"
 
 # --- certificates -------------------------------------------------------------------------

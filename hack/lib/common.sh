@@ -9,6 +9,7 @@ BIN_DIR="${ROOT_DIR}/bin"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 
 # The control-plane binaries that local-up.sh runs, in the order it starts them.
+# shellcheck disable=SC2034 # used by the scripts that source this
 CONTROL_PLANE_BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kubectl)
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -28,7 +29,8 @@ elapsed() { # elapsed START_MS -> "12.3s"
 # Ports handed out by free_port in this shell, so two calls never return the same one.
 _USED_PORTS=" "
 
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
+# free_port VAR: set VAR to a TCP port on 127.0.0.1 that nothing listens on. (Sets a variable
+# instead of printing: a $(free_port) subshell could not remember the ports it handed out.)
 # Picks from 20000-32767: below Linux's ephemeral range (32768-60999), so outgoing
 # connections made meanwhile can't grab it. Bash's /dev/tcp connect tells whether it's taken.
 free_port() {
@@ -38,7 +40,7 @@ free_port() {
     [[ "${_USED_PORTS}" == *" ${port} "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
       _USED_PORTS+="${port} "
-      echo "${port}"
+      printf -v "$1" '%s' "${port}"
       return 0
     fi
   done

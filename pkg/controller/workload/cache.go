@@ -27,7 +27,7 @@ func ObjectKey(kind, namespace, name string) string {
 
 // Lookup reads an expectation's object from the caches; it implements the
 // Lookup function type for the objects that the releasers write.
-func (d *Deps) Lookup(object string) (bool, int64) {
+func (d *Deps) Lookup(object string) (bool, int64, types.UID) {
 	kind, rest, _ := strings.Cut(object, "/")
 	namespace, name, _ := strings.Cut(rest, "/")
 	var (
@@ -46,12 +46,12 @@ func (d *Deps) Lookup(object string) (bool, int64) {
 	case KindPod:
 		obj, err = d.Pods.Pods(namespace).Get(name)
 	default:
-		return false, 0
+		return false, 0, ""
 	}
 	if err != nil || obj.GetDeletionTimestamp() != nil {
-		return false, 0
+		return false, 0, ""
 	}
-	return true, obj.GetGeneration()
+	return true, obj.GetGeneration(), obj.GetUID()
 }
 
 // Pending reports whether writes made for ro are not yet in the caches.

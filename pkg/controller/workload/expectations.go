@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 )
 
@@ -28,8 +29,10 @@ type expectation struct {
 	// generation is the least generation the object must show; 0 means it
 	// must merely exist.
 	generation int64
-	// gone means the object must be absent or being deleted.
+	// gone means the object must be absent or being deleted; uid, when set,
+	// names the instance, so a successor with the same name does not count.
 	gone bool
+	uid  types.UID
 	at   time.Time
 }
 
@@ -47,9 +50,10 @@ func (e *Expectations) ExpectGeneration(owner, object string, generation int64) 
 	e.set(owner, object, expectation{generation: generation})
 }
 
-// ExpectGone records that object of owner should be deleted or deleting.
-func (e *Expectations) ExpectGone(owner, object string) {
-	e.set(owner, object, expectation{gone: true})
+// ExpectGone records that object of owner, the instance uid (if not empty),
+// should be deleted or deleting.
+func (e *Expectations) ExpectGone(owner, object string, uid types.UID) {
+	e.set(owner, object, expectation{gone: true, uid: uid})
 }
 
 func (e *Expectations) set(owner, object string, exp expectation) {
@@ -63,8 +67,8 @@ func (e *Expectations) set(owner, object string, exp expectation) {
 }
 
 // Lookup reports what the cache shows of an object: whether it exists (and is
-// not being deleted) and its generation.
-type Lookup func(object string) (alive bool, generation int64)
+// not being deleted), its generation and its uid.
+type Lookup func(object string) (alive bool, generation int64, uid types.UID)
 
 // Pending reports whether any expectation of owner is not met by the cache,
 // forgetting those that are met or have expired.
@@ -74,8 +78,9 @@ func (e *Expectations) Pending(owner string, lookup Lookup) bool {
 	pending := false
 	now := e.clock.Now()
 	for object, exp := range e.items[owner] {
-		alive, generation := lookup(object)
-		met := (exp.gone && !alive) || (!exp.gone && alive && generation >= exp.generation)
+		alive, generation, uid := lookup(object)
+		gone := !alive || (exp.uid != "" && uid != exp.uid)
+		met := (exp.gone && gone) || (!exp.gone && alive && generation >= exp.generation)
 		if met || now.Sub(exp.at) > expectationTTL {
 			delete(e.items[owner], object)
 			continue

@@ -6,8 +6,10 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"math"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -74,9 +76,52 @@ func (rolloutStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Obje
 }
 
 func bumpGenerationOnSpecChange(newR, oldR *rollout.Rollout) {
-	if !apiequality.Semantic.DeepEqual(newR.Spec, oldR.Spec) {
+	if specChanged(newR, oldR) {
 		newR.Generation = oldR.Generation + 1
 	}
+}
+
+// specChanged compares specs semantically. This runs before validation, and
+// comparing a quantity with a huge exponent (threshold "9e999999999") against
+// another materialises 10^exponent: such a spec counts as changed without the
+// comparison, and validation then rejects it.
+func specChanged(newR, oldR *rollout.Rollout) bool {
+	for _, t := range thresholdRanges(&newR.Spec.Strategy) {
+		for _, q := range []*resource.Quantity{t.Min, t.Max} {
+			if q != nil {
+				if f := q.AsApproximateFloat64(); math.IsInf(f, 0) || math.IsNaN(f) || (f == 0 && !q.IsZero()) {
+					return true
+				}
+			}
+		}
+	}
+	return !apiequality.Semantic.DeepEqual(newR.Spec, oldR.Spec)
+}
+
+// thresholdRanges returns every metric check's threshold range in a strategy.
+func thresholdRanges(s *rollout.RolloutStrategy) []*rollout.ThresholdRange {
+	var analyses []*rollout.RolloutAnalysis
+	if s.Canary != nil {
+		analyses = append(analyses, s.Canary.Analysis)
+	}
+	if s.BlueGreen != nil {
+		analyses = append(analyses, s.BlueGreen.Analysis)
+	}
+	for i := range s.Steps() {
+		analyses = append(analyses, s.Steps()[i].Analysis)
+	}
+	var out []*rollout.ThresholdRange
+	for _, a := range analyses {
+		if a == nil {
+			continue
+		}
+		for i := range a.Metrics {
+			if r := a.Metrics[i].ThresholdRange; r != nil {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 func (rolloutStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {

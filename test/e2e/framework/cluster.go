@@ -62,6 +62,9 @@ type Cluster struct {
 	mu      sync.Mutex
 	servers []*Server
 	built   bool // BuildServer ran
+
+	teardownOnce sync.Once
+	teardownErr  error
 }
 
 // RepoRoot finds the repository root: the nearest parent of the working directory (go test
@@ -177,7 +180,14 @@ func (c *Cluster) healthy(ctx context.Context) error {
 
 // Teardown stops the servers started through StartServer, then the control plane if this
 // process started it in a temp folder, and removes that folder unless failed or E2E_KEEP=1.
+// It runs once; later calls (say, a signal arriving during the normal teardown) wait for the
+// first and return its result.
 func (c *Cluster) Teardown(failed bool) error {
+	c.teardownOnce.Do(func() { c.teardownErr = c.teardown(failed) })
+	return c.teardownErr
+}
+
+func (c *Cluster) teardown(failed bool) error {
 	var errs []error
 	c.mu.Lock()
 	servers := c.servers

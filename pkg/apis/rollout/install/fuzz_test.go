@@ -35,6 +35,11 @@ var decodeSeeds = []string{
 	`{"apiVersion":"rollout.kruise.io/v1alpha1","kind":"Rollout","spec":{"objectRef":{"workloadRef":{}}}}`,
 	`{"apiVersion":"rollout.kruise.io/v1beta1","kind":"Rollout","spec":{"strategy":{"canary":{"analysis":{"metrics":[{"name":"m","interval":"-1h","count":-1,
 	  "thresholdRange":{"min":"1e100","max":"1n"},"successCondition":"result"}]}}}}}`,
+	// A bound far beyond a double: Quantity.Cmp on it would run for hours, so
+	// validation must refuse it without comparing.
+	`{"apiVersion":"rollout.kruise.io/v1beta1","kind":"Rollout","metadata":{"name":"web","namespace":"default"},
+	  "spec":{"workloadRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"},"strategy":{"canary":{"steps":[{"replicas":1}],
+	  "analysis":{"metrics":[{"name":"m","provider":{"prometheus":{"address":"http://p","query":"up"}},"thresholdRange":{"min":"9e999999999","max":"1"}}]}}}}}`,
 	`{"apiVersion":"rollout.kruise.io/v1beta1","kind":"Rollout","status":{"currentStepIndex":-5,"phase":"Nope","conditions":[{"type":"","status":"Maybe","lastUpdateTime":"2026-01-02T03:04:05.123Z"}]}}`,
 	`{"apiVersion":"rollout.kruise.io/v1beta1","kind":"RolloutList","items":[{"spec":{"strategy":{}}}]}`,
 	`{"apiVersion":"rollout.kruise.io/v1beta1","kind":"RolloutPromote","metadata":{"name":"web"},"full":true}`,

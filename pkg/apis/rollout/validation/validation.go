@@ -6,13 +6,16 @@ package validation
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -62,7 +65,7 @@ var (
 		rollout.CanaryStepStateMetricsAnalysis, rollout.CanaryStepStatePaused, rollout.CanaryStepStateReady,
 		rollout.CanaryStepStateCompleted,
 	}
-	knownConditionStatuses = []string{"True", "False", "Unknown"}
+	knownConditionStatuses = []corev1.ConditionStatus{corev1.ConditionTrue, corev1.ConditionFalse, corev1.ConditionUnknown}
 	knownActions           = []rollout.RolloutActionType{rollout.RolloutActionPromote, rollout.RolloutActionAbort}
 
 	// percentRegexp is the shape of a percentage: digits and a percent sign,
@@ -355,7 +358,7 @@ func validateStepTraffic(t *rollout.TrafficRoutingStrategy, hasTrafficRouting, b
 		}
 	}
 	if len(t.Matches) > 0 && !hasTrafficRouting {
-		allErrs = append(allErrs, field.Invalid(stepPath.Child("matches"), fmt.Sprintf("%d matches", len(t.Matches)), "requires a trafficRouting to route the matching requests through"))
+		allErrs = append(allErrs, field.Forbidden(stepPath.Child("matches"), "requires a trafficRouting to route the matching requests through"))
 	}
 	for i := range t.Matches {
 		allErrs = append(allErrs, validateRouteMatch(&t.Matches[i], stepPath.Child("matches").Index(i))...)
@@ -363,7 +366,7 @@ func validateStepTraffic(t *rollout.TrafficRoutingStrategy, hasTrafficRouting, b
 	if m := t.RequestHeaderModifier; m != nil {
 		modPath := stepPath.Child("requestHeaderModifier")
 		if !hasTrafficRouting {
-			allErrs = append(allErrs, field.Invalid(modPath, "", "requires a trafficRouting to modify the requests of"))
+			allErrs = append(allErrs, field.Forbidden(modPath, "requires a trafficRouting to modify the requests it routes"))
 		}
 		for i := range m.Set {
 			allErrs = append(allErrs, validateHeaderName(m.Set[i].Name, modPath.Child("set").Index(i).Child("name"))...)
@@ -584,14 +587,7 @@ func validateMetricCheck(m *rollout.MetricCheck, fldPath *field.Path) field.Erro
 		allErrs = append(allErrs, field.Required(fldPath, "at least one of thresholdRange or successCondition is required"))
 	}
 	if r := m.ThresholdRange; r != nil {
-		rangePath := fldPath.Child("thresholdRange")
-		switch {
-		case r.Min == nil && r.Max == nil:
-			allErrs = append(allErrs, field.Required(rangePath, "at least one of min or max is required"))
-		case r.Min != nil && r.Max != nil && r.Min.Cmp(*r.Max) > 0:
-			allErrs = append(allErrs, field.Invalid(rangePath.Child("min"), r.Min.String(),
-				fmt.Sprintf("must be less than or equal to max (%s)", r.Max.String())))
-		}
+		allErrs = append(allErrs, validateThresholdRange(r, fldPath.Child("thresholdRange"))...)
 	}
 	if expr := m.SuccessCondition; expr != "" {
 		condPath := fldPath.Child("successCondition")
@@ -600,6 +596,36 @@ func validateMetricCheck(m *rollout.MetricCheck, fldPath *field.Path) field.Erro
 		} else if _, err := CompileSuccessCondition(expr); err != nil {
 			allErrs = append(allErrs, field.Invalid(condPath, expr, err.Error()))
 		}
+	}
+	return allErrs
+}
+
+// validateThresholdRange requires bounds that a measurement (a float64) can be
+// compared with, and min <= max. Bounds are compared as float64 on purpose:
+// Quantity.Cmp materializes 10^exponent as a big integer, so a bound such as
+// "9e999999999" would stall the API server, and a bound beyond float64's range
+// could never be met or missed by a measurement anyway.
+func validateThresholdRange(r *rollout.ThresholdRange, fldPath *field.Path) field.ErrorList {
+	if r.Min == nil && r.Max == nil {
+		return field.ErrorList{field.Required(fldPath, "at least one of min or max is required")}
+	}
+	var allErrs field.ErrorList
+	bound := func(q *resource.Quantity, name string) (float64, bool) {
+		if q == nil {
+			return 0, false
+		}
+		f := q.AsApproximateFloat64()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			allErrs = append(allErrs, field.Invalid(fldPath.Child(name), q.String(), "must be within the range of a double"))
+			return 0, false
+		}
+		return f, true
+	}
+	lo, hasLo := bound(r.Min, "min")
+	hi, hasHi := bound(r.Max, "max")
+	if hasLo && hasHi && lo > hi {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("min"), r.Min.String(),
+			fmt.Sprintf("must be less than or equal to max (%s)", r.Max.String())))
 	}
 	return allErrs
 }
@@ -675,7 +701,7 @@ func validateRolloutStatus(s, old *rollout.RolloutStatus, steps int, fldPath *fi
 			allErrs = append(allErrs, field.Duplicate(condPath.Child("type"), c.Type))
 		}
 		seen.Insert(c.Type)
-		if !slices.Contains(knownConditionStatuses, string(c.Status)) {
+		if !slices.Contains(knownConditionStatuses, c.Status) {
 			allErrs = append(allErrs, field.NotSupported(condPath.Child("status"), c.Status, knownConditionStatuses))
 		}
 	}

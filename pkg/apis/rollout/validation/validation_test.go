@@ -317,8 +317,8 @@ func TestValidateStepTraffic(t *testing.T) {
 		{"traffic, matches and header changes need a routing", noRouting, []string{
 			want(invalid, p0),
 			want(invalid, stepsPath+"[1].traffic"),
-			want(invalid, stepsPath+"[1].matches"),
-			want(invalid, modPath),
+			want(forbidden, stepsPath+"[1].matches"),
+			want(forbidden, modPath),
 		}},
 	})
 }
@@ -549,6 +549,10 @@ func TestValidateAnalysis(t *testing.T) {
 		{"thresholdRange min equal to max", thresholds("1", "1000m"), nil},
 		{"thresholdRange empty", thresholds("", ""), []string{want(required, metricPath+".thresholdRange")}},
 		{"thresholdRange min above max", thresholds("2", "1"), []string{want(invalid, metricPath+".thresholdRange.min")}},
+		{"thresholdRange negative and tiny", thresholds("-1e3", "1e-9"), nil},
+		// Far beyond a double: refused, and quickly (Quantity.Cmp would take minutes).
+		{"thresholdRange min beyond a double", thresholds("9e999999999", ""), []string{want(invalid, metricPath+".thresholdRange.min")}},
+		{"thresholdRange max beyond a double", thresholds("1", "-9e999999999"), []string{want(invalid, metricPath+".thresholdRange.max")}},
 		{"thresholdRange and successCondition", func(r *rollout.Rollout) {
 			metric(r).ThresholdRange = &rollout.ThresholdRange{Max: ptr.To(resource.MustParse("1"))}
 		}, nil},

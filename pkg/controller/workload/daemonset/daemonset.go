@@ -238,7 +238,7 @@ func (r *Releaser) deletePod(ctx context.Context, ro *v1beta1.Rollout, ds *appsv
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("deleting pod %s/%s of DaemonSet %s to move it to revision %s: %w", pod.Namespace, pod.Name, ds.Name, revision, err)
 	}
-	r.deps.Expectations.ExpectGone(workload.OwnerKey(ro), workload.ObjectKey(workload.KindPod, pod.Namespace, pod.Name))
+	r.deps.Expectations.ExpectGone(workload.OwnerKey(ro), workload.ObjectKey(workload.KindPod, pod.Namespace, pod.Name), pod.UID)
 	r.deps.Recorder.Eventf(ro, corev1.EventTypeNormal, "PodDeleted", "Deleted pod %s on node %s so DaemonSet %s recreates it on revision %s", pod.Name, pod.Spec.NodeName, ds.Name, revision)
 	klog.V(2).InfoS("Deleted DaemonSet pod for the new revision", "rollout", klog.KObj(ro), "pod", klog.KObj(pod), "node", pod.Spec.NodeName)
 	return nil

@@ -83,8 +83,11 @@ func (r *Canary) Observe(_ context.Context, ro *v1beta1.Rollout) (*workload.Info
 		return info, nil
 	}
 	cd, err := r.canaryDeployment(d)
-	if err != nil || cd == nil || cd.Annotations[CanaryRevisionAnnotation] != info.CanaryRevision {
-		return info, err
+	if err != nil {
+		return nil, err
+	}
+	if cd == nil || cd.Annotations[CanaryRevisionAnnotation] != info.CanaryRevision {
+		return info, nil
 	}
 	crss, err := ownedReplicaSets(r.deps, cd)
 	if err != nil {
@@ -256,7 +259,7 @@ func (r *Canary) Release(ctx context.Context, ro *v1beta1.Rollout, info *workloa
 		if err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("deleting canary Deployment %s/%s: %w", cd.Namespace, cd.Name, err)
 		}
-		r.deps.Expectations.ExpectGone(workload.OwnerKey(ro), workload.ObjectKey(v1beta1.KindDeployment, cd.Namespace, cd.Name))
+		r.deps.Expectations.ExpectGone(workload.OwnerKey(ro), workload.ObjectKey(v1beta1.KindDeployment, cd.Namespace, cd.Name), cd.UID)
 		r.deps.Recorder.Eventf(ro, corev1.EventTypeNormal, "CanaryDeleted", "Deleted canary Deployment %s", cd.Name)
 		klog.InfoS("Deleted canary Deployment", "rollout", klog.KObj(ro), "deployment", klog.KObj(cd))
 	}

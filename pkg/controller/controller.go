@@ -1,0 +1,441 @@
+// Package controller is the embedded progressive-delivery controller: shared
+// informers on Rollouts (through the aggregated API) and on the host
+// cluster's workloads and pods, a rate-limited work queue, workers that run the
+// step machine of package rollout, Events, and leader election on a Lease so
+// that only one replica of the server acts at a time.
+//
+// Informers run on every replica, leader or not, so that a replica that takes
+// over starts with warm caches and the workload webhook, which every replica
+// serves, can read Rollouts from RolloutLister.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/daemonset"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/deployment"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/statefulset"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
+	rolloutscheme "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned/scheme"
+	rolloutinformers "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/informers/externalversions"
+	rolloutlisters "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/listers/rollout/v1beta1"
+)
+
+// ComponentName is the source of the controller's Events and the default name
+// of its Lease.
+const ComponentName = "rollout-controller"
+
+// Defaults of Config.
+const (
+	DefaultWorkers       = 2
+	DefaultLeaseName     = "rollout-apiserver-controller"
+	DefaultLeaseNS       = "kube-system"
+	DefaultLeaseDuration = 15 * time.Second
+	DefaultRenewDeadline = 10 * time.Second
+	DefaultRetryPeriod   = 2 * time.Second
+	DefaultResyncPeriod  = 10 * time.Minute
+)
+
+// Config is what the controller needs from the server that embeds it.
+type Config struct {
+	// RolloutClient reads and writes Rollouts (the server's loopback client).
+	RolloutClient versioned.Interface
+	// KubeClient reads and writes the host cluster: workloads, pods, Events, the Lease.
+	KubeClient kubernetes.Interface
+	// Workers is how many Rollouts are reconciled at once; default 2.
+	Workers int
+	// LeaderElection makes only one replica act at a time.
+	LeaderElection LeaderElectionConfig
+	// ResyncPeriod re-delivers every Rollout this often as a safety net;
+	// default 10 minutes.
+	ResyncPeriod time.Duration
+	// TrafficRouter and Analyzer gate the traffic and metric states of each
+	// step; nil means the pass-through defaults until those issues land.
+	TrafficRouter rollout.TrafficRouter
+	Analyzer      rollout.Analyzer
+}
+
+// LeaderElectionConfig configures the Lease that elects the acting replica.
+type LeaderElectionConfig struct {
+	// Enabled turns leader election on; off, the controller acts at once.
+	Enabled bool
+	// Namespace and Name of the coordination.k8s.io Lease in the host cluster;
+	// defaults kube-system and rollout-apiserver-controller.
+	Namespace, Name string
+	// LeaseDuration, RenewDeadline and RetryPeriod as in kube-controller-manager;
+	// defaults 15s, 10s and 2s.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Identity of this replica; default hostname plus a random suffix.
+	Identity string
+}
+
+// Controller is the embedded rollout controller.
+type Controller struct {
+	cfg Config
+
+	rolloutFactory rolloutinformers.SharedInformerFactory
+	kubeFactory    kubeinformers.SharedInformerFactory
+	rolloutIndexer cache.Indexer
+	rollouts       rolloutlisters.RolloutLister
+	synced         []cache.InformerSynced
+
+	deps        *workload.Deps
+	reconciler  *rollout.Reconciler
+	broadcaster record.EventBroadcaster
+
+	// leading serialises leadership terms: a term's workers stop before the
+	// next term's start.
+	leading sync.Mutex
+	queueMu sync.RWMutex
+	// queue is the current term's queue; nil while not leading, when events
+	// are dropped (a new term enqueues everything).
+	queue workqueue.TypedRateLimitingInterface[string]
+}
+
+// workloadIndex indexes Rollouts by the workload they reference.
+const workloadIndex = "workload"
+
+// workloadKeyPrefix marks queue keys of workloads (for label and hold
+// clean-up) apart from Rollout keys (namespace/name, which hold no colon).
+const workloadKeyPrefix = "workload:"
+
+func workloadIndexKey(namespace, kind, name string) string {
+	return namespace + "/" + kind + "/" + name
+}
+
+// New builds the controller. Nothing runs until Run.
+func New(cfg Config) (*Controller, error) {
+	if cfg.RolloutClient == nil || cfg.KubeClient == nil {
+		return nil, errors.New("controller: RolloutClient and KubeClient are required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.ResyncPeriod <= 0 {
+		cfg.ResyncPeriod = DefaultResyncPeriod
+	}
+	if cfg.TrafficRouter == nil {
+		cfg.TrafficRouter = rollout.NoopTrafficRouter{}
+	}
+	if cfg.Analyzer == nil {
+		cfg.Analyzer = rollout.NoopAnalyzer{}
+	}
+	le := &cfg.LeaderElection
+	if le.Namespace == "" {
+		le.Namespace = DefaultLeaseNS
+	}
+	if le.Name == "" {
+		le.Name = DefaultLeaseName
+	}
+	if le.LeaseDuration <= 0 {
+		le.LeaseDuration = DefaultLeaseDuration
+	}
+	if le.RenewDeadline <= 0 {
+		le.RenewDeadline = DefaultRenewDeadline
+	}
+	if le.RetryPeriod <= 0 {
+		le.RetryPeriod = DefaultRetryPeriod
+	}
+	if le.Identity == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("controller: leader election identity: %w", err)
+		}
+		le.Identity = host + "_" + string(uuid.NewUUID())
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("controller: building event scheme: %w", err)
+	}
+	if err := rolloutscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("controller: building event scheme: %w", err)
+	}
+	broadcaster := record.NewBroadcaster()
+	recorder := broadcaster.NewRecorder(scheme, corev1.EventSource{Component: ComponentName})
+
+	c := &Controller{
+		cfg:            cfg,
+		rolloutFactory: rolloutinformers.NewSharedInformerFactory(cfg.RolloutClient, cfg.ResyncPeriod),
+		kubeFactory:    kubeinformers.NewSharedInformerFactory(cfg.KubeClient, 0),
+		broadcaster:    broadcaster,
+	}
+	rolloutInformer := c.rolloutFactory.Rollout().V1beta1().Rollouts()
+	if err := rolloutInformer.Informer().AddIndexers(cache.Indexers{workloadIndex: func(obj any) ([]string, error) {
+		ro, ok := obj.(*v1beta1.Rollout)
+		if !ok {
+			return nil, nil
+		}
+		return []string{workloadIndexKey(ro.Namespace, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name)}, nil
+	}}); err != nil {
+		return nil, fmt.Errorf("controller: indexing Rollouts: %w", err)
+	}
+	c.rolloutIndexer = rolloutInformer.Informer().GetIndexer()
+	c.rollouts = rolloutInformer.Lister()
+
+	apps := c.kubeFactory.Apps().V1()
+	pods := c.kubeFactory.Core().V1().Pods()
+	c.deps = &workload.Deps{
+		Kube:                cfg.KubeClient,
+		Deployments:         apps.Deployments().Lister(),
+		ReplicaSets:         apps.ReplicaSets().Lister(),
+		StatefulSets:        apps.StatefulSets().Lister(),
+		DaemonSets:          apps.DaemonSets().Lister(),
+		ControllerRevisions: apps.ControllerRevisions().Lister(),
+		Pods:                pods.Lister(),
+		Recorder:            recorder,
+		Expectations:        workload.NewExpectations(clock.RealClock{}),
+		Clock:               clock.RealClock{},
+	}
+	c.reconciler = &rollout.Reconciler{
+		Client:       cfg.RolloutClient,
+		Kube:         cfg.KubeClient,
+		Store:        newRolloutStore(rolloutInformer.Informer().GetIndexer(), c.rollouts),
+		Releasers:    c.releaserFor(),
+		Router:       cfg.TrafficRouter,
+		Analyzer:     cfg.Analyzer,
+		Recorder:     recorder,
+		Clock:        clock.RealClock{},
+		Expectations: c.deps.Expectations,
+	}
+
+	handlers := []struct {
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
+	}{
+		{rolloutInformer.Informer(), c.rolloutHandler()},
+		{apps.Deployments().Informer(), c.workloadHandler(v1beta1.KindDeployment)},
+		{apps.StatefulSets().Informer(), c.workloadHandler(v1beta1.KindStatefulSet)},
+		{apps.DaemonSets().Informer(), c.workloadHandler(v1beta1.KindDaemonSet)},
+		{apps.ReplicaSets().Informer(), c.ownedHandler()},
+		{apps.ControllerRevisions().Informer(), c.ownedHandler()},
+		{pods.Informer(), c.ownedHandler()},
+	}
+	for _, h := range handlers {
+		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
+			return nil, fmt.Errorf("controller: adding event handler: %w", err)
+		}
+		c.synced = append(c.synced, h.informer.HasSynced)
+	}
+	return c, nil
+}
+
+// RolloutLister reads Rollouts from the controller's cache; the workload
+// webhook uses it on every replica.
+func (c *Controller) RolloutLister() rolloutlisters.RolloutLister {
+	return c.rollouts
+}
+
+// HasSynced reports whether the Rollout cache has been filled.
+func (c *Controller) HasSynced() bool {
+	return c.synced[0]()
+}
+
+// releaserFor picks the workload mechanics of a Rollout.
+func (c *Controller) releaserFor() rollout.ReleaserFunc {
+	inPlace := deployment.NewInPlace(c.deps)
+	canary := deployment.NewCanary(c.deps)
+	sts := statefulset.New(c.deps)
+	ds := daemonset.New(c.deps)
+	return func(ro *v1beta1.Rollout) (workload.Releaser, error) {
+		ref := ro.Spec.WorkloadRef
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err != nil || gv.Group != "apps" {
+			return nil, fmt.Errorf("workloadRef %s %s %s is not supported: only apps/v1 Deployments, StatefulSets and DaemonSets are", ref.APIVersion, ref.Kind, ref.Name)
+		}
+		switch ref.Kind {
+		case v1beta1.KindDeployment:
+			if ro.Spec.Strategy.Canary != nil && ro.Spec.Strategy.Canary.EnableExtraWorkloadForCanary {
+				return canary, nil
+			}
+			return inPlace, nil
+		case v1beta1.KindStatefulSet:
+			return sts, nil
+		case v1beta1.KindDaemonSet:
+			return ds, nil
+		}
+		return nil, fmt.Errorf("workloadRef kind %q is not supported: only Deployment, StatefulSet and DaemonSet are", ref.Kind)
+	}
+}
+
+// Run starts the informers and, once this replica leads (at once when leader
+// election is off), the workers. It blocks until ctx is done and returns nil
+// then; a lost lease stops the workers and campaigns again.
+func (c *Controller) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+
+	c.broadcaster.StartStructuredLogging(3)
+	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cfg.KubeClient.CoreV1().Events("")})
+	defer c.broadcaster.Shutdown()
+
+	c.rolloutFactory.Start(ctx.Done())
+	c.kubeFactory.Start(ctx.Done())
+	defer c.kubeFactory.Shutdown()
+	defer c.rolloutFactory.Shutdown()
+	if !cache.WaitForNamedCacheSync(ComponentName, ctx.Done(), c.synced...) {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errors.New("controller: caches did not sync")
+	}
+
+	if !c.cfg.LeaderElection.Enabled {
+		c.lead(ctx)
+		return nil
+	}
+	le := c.cfg.LeaderElection
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, le.Namespace, le.Name,
+		c.cfg.KubeClient.CoreV1(), c.cfg.KubeClient.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: le.Identity})
+	if err != nil {
+		return fmt.Errorf("controller: building the Lease lock %s/%s: %w", le.Namespace, le.Name, err)
+	}
+	for ctx.Err() == nil {
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			LeaseDuration:   le.LeaseDuration,
+			RenewDeadline:   le.RenewDeadline,
+			RetryPeriod:     le.RetryPeriod,
+			ReleaseOnCancel: true,
+			Name:            le.Name,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: c.lead,
+				OnStoppedLeading: func() {
+					logger.Info("Stopped leading", "lease", klog.KRef(le.Namespace, le.Name), "identity", le.Identity)
+				},
+				OnNewLeader: func(identity string) {
+					logger.Info("Rollout controller leader", "lease", klog.KRef(le.Namespace, le.Name), "leader", identity)
+				},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("controller: leader election: %w", err)
+		}
+		elector.Run(ctx)
+	}
+	// Wait for the last term's workers.
+	c.leading.Lock()
+	defer c.leading.Unlock()
+	return nil
+}
+
+// lead runs the workers for one leadership term, until ctx is done.
+func (c *Controller) lead(ctx context.Context) {
+	c.leading.Lock()
+	defer c.leading.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting rollout controller workers", "workers", c.cfg.Workers)
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: ComponentName},
+	)
+	c.queueMu.Lock()
+	c.queue = queue
+	c.queueMu.Unlock()
+	c.enqueueEverything()
+
+	var wg sync.WaitGroup
+	for range c.cfg.Workers {
+		wg.Go(func() {
+			for c.processNext(ctx, queue) {
+			}
+		})
+	}
+	<-ctx.Done()
+	c.queueMu.Lock()
+	c.queue = nil
+	c.queueMu.Unlock()
+	queue.ShutDown()
+	wg.Wait()
+	logger.Info("Stopped rollout controller workers")
+}
+
+// enqueueEverything starts a term from scratch: every Rollout, and every
+// workload that carries our label or hold, in case its Rollout went away
+// while nobody led.
+func (c *Controller) enqueueEverything() {
+	for _, obj := range c.rolloutIndexer.List() {
+		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+			c.enqueue(key)
+		}
+	}
+	listers := map[string]cache.Indexer{
+		v1beta1.KindDeployment:  c.kubeFactory.Apps().V1().Deployments().Informer().GetIndexer(),
+		v1beta1.KindStatefulSet: c.kubeFactory.Apps().V1().StatefulSets().Informer().GetIndexer(),
+		v1beta1.KindDaemonSet:   c.kubeFactory.Apps().V1().DaemonSets().Informer().GetIndexer(),
+	}
+	for kind, indexer := range listers {
+		for _, obj := range indexer.List() {
+			c.checkWorkload(kind, obj)
+		}
+	}
+}
+
+func (c *Controller) enqueue(key string) {
+	c.queueMu.RLock()
+	defer c.queueMu.RUnlock()
+	if c.queue != nil {
+		c.queue.Add(key)
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context, queue workqueue.TypedRateLimitingInterface[string]) bool {
+	key, quit := queue.Get()
+	if quit {
+		return false
+	}
+	defer queue.Done(key)
+	requeue, err := c.syncKey(ctx, key)
+	switch {
+	case err != nil && apierrors.IsConflict(err):
+		// Someone wrote the object since the cache showed it; the fresh copy is on its way.
+		klog.FromContext(ctx).V(4).Info("Conflict, retrying", "key", key, "err", err)
+		queue.AddRateLimited(key)
+	case err != nil:
+		utilruntime.HandleErrorWithContext(ctx, err, "Reconciling failed", "key", key)
+		queue.AddRateLimited(key)
+	default:
+		queue.Forget(key)
+		if requeue > 0 {
+			queue.AddAfter(key, requeue)
+		}
+	}
+	return true
+}
+
+func (c *Controller) syncKey(ctx context.Context, key string) (time.Duration, error) {
+	if rest, ok := strings.CutPrefix(key, workloadKeyPrefix); ok {
+		return 0, c.syncWorkload(ctx, rest)
+	}
+	return c.reconciler.Sync(ctx, key)
+}

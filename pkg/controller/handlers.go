@@ -1,0 +1,291 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
+	rolloutlisters "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/listers/rollout/v1beta1"
+)
+
+// unwrap returns the object of a delete event, including one whose final
+// state the informer missed.
+func unwrap(obj any) any {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return tombstone.Obj
+	}
+	return obj
+}
+
+func (c *Controller) rolloutHandler() cache.ResourceEventHandler {
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			c.enqueue(key)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue,
+		UpdateFunc: func(oldObj, newObj any) {
+			enqueue(newObj)
+			oldRo, ok1 := oldObj.(*v1beta1.Rollout)
+			newRo, ok2 := newObj.(*v1beta1.Rollout)
+			if ok1 && ok2 && oldRo.Spec.WorkloadRef != newRo.Spec.WorkloadRef {
+				// The workload it no longer references may need its label removed.
+				c.enqueue(workloadKeyPrefix + workloadIndexKey(oldRo.Namespace, oldRo.Spec.WorkloadRef.Kind, oldRo.Spec.WorkloadRef.Name))
+			}
+		},
+		DeleteFunc: func(obj any) {
+			enqueue(obj)
+			if ro, ok := unwrap(obj).(*v1beta1.Rollout); ok {
+				c.enqueue(workloadKeyPrefix + workloadIndexKey(ro.Namespace, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name))
+			}
+		},
+	}
+}
+
+// referencing returns the Rollouts that reference a workload.
+func (c *Controller) referencing(namespace, kind, name string) []*v1beta1.Rollout {
+	objs, err := c.rolloutIndexer.ByIndex(workloadIndex, workloadIndexKey(namespace, kind, name))
+	if err != nil {
+		return nil
+	}
+	out := make([]*v1beta1.Rollout, 0, len(objs))
+	for _, obj := range objs {
+		if ro, ok := obj.(*v1beta1.Rollout); ok {
+			out = append(out, ro)
+		}
+	}
+	return out
+}
+
+// enqueueReferencing queues the Rollouts of a workload, and of the workload
+// an extra canary Deployment belongs to.
+func (c *Controller) enqueueReferencing(namespace, kind, name string) {
+	for _, ro := range c.referencing(namespace, kind, name) {
+		c.enqueue(ro.Namespace + "/" + ro.Name)
+	}
+}
+
+func (c *Controller) workloadHandler(kind string) cache.ResourceEventHandler {
+	handle := func(obj any) {
+		meta, ok := unwrap(obj).(metav1.Object)
+		if !ok {
+			return
+		}
+		c.enqueueReferencing(meta.GetNamespace(), kind, meta.GetName())
+		if owner := metav1.GetControllerOfNoCopy(meta); owner != nil && owner.Kind == v1beta1.KindDeployment {
+			// An extra canary Deployment reports to its stable Deployment's Rollouts.
+			c.enqueueReferencing(meta.GetNamespace(), v1beta1.KindDeployment, owner.Name)
+		}
+		c.checkWorkload(kind, meta)
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    handle,
+		UpdateFunc: func(_, newObj any) { handle(newObj) },
+		DeleteFunc: handle,
+	}
+}
+
+// checkWorkload queues a clean-up of a workload that carries our label or
+// hold although no Rollout references it any more.
+func (c *Controller) checkWorkload(kind string, obj any) {
+	meta, ok := obj.(metav1.Object)
+	if !ok {
+		return
+	}
+	_, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]
+	if !labelled && !workload.IsHeld(meta) {
+		return
+	}
+	if hasActive(c.referencing(meta.GetNamespace(), kind, meta.GetName())) {
+		return
+	}
+	c.enqueue(workloadKeyPrefix + workloadIndexKey(meta.GetNamespace(), kind, meta.GetName()))
+}
+
+func hasActive(rollouts []*v1beta1.Rollout) bool {
+	for _, ro := range rollouts {
+		if !ro.Spec.Disabled && ro.DeletionTimestamp == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ownedHandler maps ReplicaSets, ControllerRevisions and pods to the Rollouts
+// of the workload that owns them.
+func (c *Controller) ownedHandler() cache.ResourceEventHandler {
+	handle := func(obj any) {
+		meta, ok := unwrap(obj).(metav1.Object)
+		if !ok {
+			return
+		}
+		owner := metav1.GetControllerOfNoCopy(meta)
+		if owner == nil {
+			return
+		}
+		switch owner.Kind {
+		case "ReplicaSet":
+			rs, err := c.deps.ReplicaSets.ReplicaSets(meta.GetNamespace()).Get(owner.Name)
+			if err != nil {
+				return
+			}
+			if dep := metav1.GetControllerOfNoCopy(rs); dep != nil && dep.Kind == v1beta1.KindDeployment {
+				c.enqueueDeployment(meta.GetNamespace(), dep.Name)
+			}
+		case v1beta1.KindDeployment:
+			c.enqueueDeployment(meta.GetNamespace(), owner.Name)
+		case v1beta1.KindStatefulSet, v1beta1.KindDaemonSet:
+			c.enqueueReferencing(meta.GetNamespace(), owner.Kind, owner.Name)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    handle,
+		UpdateFunc: func(_, newObj any) { handle(newObj) },
+		DeleteFunc: handle,
+	}
+}
+
+// enqueueDeployment queues the Rollouts of a Deployment, or of the stable
+// Deployment when it is an extra canary.
+func (c *Controller) enqueueDeployment(namespace, name string) {
+	c.enqueueReferencing(namespace, v1beta1.KindDeployment, name)
+	d, err := c.deps.Deployments.Deployments(namespace).Get(name)
+	if err != nil {
+		return
+	}
+	if owner := metav1.GetControllerOfNoCopy(d); owner != nil && owner.Kind == v1beta1.KindDeployment {
+		c.enqueueReferencing(namespace, v1beta1.KindDeployment, owner.Name)
+	}
+}
+
+// syncWorkload cleans up a workload (key kind/namespace/name) no Rollout
+// acts on: it loses the control label when no active Rollout references it,
+// and its hold when no Rollout references it at all (a Rollout that was
+// force-deleted past its finalizer, say), so it is never left paused.
+func (c *Controller) syncWorkload(ctx context.Context, key string) error {
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) != 3 {
+		return fmt.Errorf("bad workload key %q", key)
+	}
+	namespace, kind, name := parts[0], parts[1], parts[2]
+	refs := c.referencing(namespace, kind, name)
+	var (
+		meta metav1.Object
+		err  error
+	)
+	switch kind {
+	case v1beta1.KindDeployment:
+		meta, err = c.deps.Deployments.Deployments(namespace).Get(name)
+	case v1beta1.KindStatefulSet:
+		meta, err = c.deps.StatefulSets.StatefulSets(namespace).Get(name)
+	case v1beta1.KindDaemonSet:
+		meta, err = c.deps.DaemonSets.DaemonSets(namespace).Get(name)
+	default:
+		return nil
+	}
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s %s/%s from cache: %w", kind, namespace, name, err)
+	}
+	if len(refs) == 0 && workload.IsHeld(meta) {
+		if err := c.releaseOrphan(ctx, kind, meta); err != nil {
+			return err
+		}
+	}
+	if _, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]; labelled && !hasActive(refs) {
+		klog.FromContext(ctx).Info("Removing control label from a workload no Rollout references", "kind", kind, "workload", klog.KRef(namespace, name))
+		return workload.SetControlLabel(ctx, c.cfg.KubeClient, kind, namespace, name, false)
+	}
+	return nil
+}
+
+// releaseOrphan undoes the hold of a workload whose Rollout is gone.
+func (c *Controller) releaseOrphan(ctx context.Context, kind string, meta metav1.Object) error {
+	apps := c.cfg.KubeClient.AppsV1()
+	var err error
+	switch obj := meta.(type) {
+	case *appsv1.Deployment:
+		obj = obj.DeepCopy()
+		workload.ReleaseDeployment(obj)
+		_, err = apps.Deployments(obj.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
+	case *appsv1.StatefulSet:
+		obj = obj.DeepCopy()
+		workload.ReleaseStatefulSet(obj)
+		_, err = apps.StatefulSets(obj.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
+	case *appsv1.DaemonSet:
+		obj = obj.DeepCopy()
+		workload.ReleaseDaemonSet(obj)
+		_, err = apps.DaemonSets(obj.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("releasing %s %s/%s that no Rollout references: %w", kind, meta.GetNamespace(), meta.GetName(), err)
+	}
+	klog.FromContext(ctx).Info("Released a held workload that no Rollout references", "kind", kind, "workload", klog.KObj(meta))
+	return nil
+}
+
+// rolloutStore reads Rollouts from the informer cache, or the reconciler's
+// own last write of a Rollout while the informer has not delivered it yet: a
+// reconcile from an older copy would act on a step that is already behind.
+// (client-go's MutationCache does the same but panics on a resourceVersion
+// that is not an integer; this one trusts the informer then.)
+type rolloutStore struct {
+	indexer cache.Indexer
+	lister  rolloutlisters.RolloutLister
+	mu      sync.Mutex
+	written map[string]*v1beta1.Rollout
+}
+
+func newRolloutStore(indexer cache.Indexer, lister rolloutlisters.RolloutLister) *rolloutStore {
+	return &rolloutStore{indexer: indexer, lister: lister, written: map[string]*v1beta1.Rollout{}}
+}
+
+func (s *rolloutStore) Get(namespace, name string) (*v1beta1.Rollout, error) {
+	key := namespace + "/" + name
+	cached, err := s.lister.Rollouts(namespace).Get(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		delete(s.written, key)
+		return nil, err
+	}
+	if w, ok := s.written[key]; ok {
+		if w.UID == cached.UID && newerResourceVersion(w.ResourceVersion, cached.ResourceVersion) {
+			return w, nil
+		}
+		delete(s.written, key)
+	}
+	return cached, nil
+}
+
+// newerResourceVersion reports whether a is a later integer resourceVersion
+// than b; anything else is not known to be newer.
+func newerResourceVersion(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && x > y
+}
+
+func (s *rolloutStore) List(namespace string) ([]*v1beta1.Rollout, error) {
+	return s.lister.Rollouts(namespace).List(labels.Everything())
+}
+
+func (s *rolloutStore) Written(ro *v1beta1.Rollout) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written[ro.Namespace+"/"+ro.Name] = ro
+}

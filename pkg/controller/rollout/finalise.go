@@ -1,0 +1,197 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+)
+
+// finaliseKind is why a release ends.
+type finaliseKind int
+
+const (
+	// finaliseSuccess: every step is done.
+	finaliseSuccess finaliseKind = iota
+	// finaliseCancel: the workload was reverted to the stable revision.
+	finaliseCancel
+	// finaliseAbort: an abort (user, metric check, progress deadline).
+	finaliseAbort
+	// finaliseDisable: spec.disabled was set.
+	finaliseDisable
+	// finaliseDelete: the Rollout is being deleted.
+	finaliseDelete
+)
+
+// stagesOf lists a finalisation's stages in order, each recorded in
+// canaryStatus.finalisingStep so that a restart resumes where it stopped.
+//
+// A successful release first brings every pod to the new revision, then
+// points stable traffic at it and removes the canary routes, and only then
+// gives the workload its own strategy back. Every other ending moves traffic
+// back to stable first; an abort then also rolls the workload back to the
+// stable revision before handing it back. Disabling and deleting hand the
+// workload back as it is, to finish on its own strategy.
+func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
+	switch kind {
+	case finaliseSuccess:
+		return []v1beta1.FinalisingStepType{
+			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRestoreStableService,
+			v1beta1.FinalisingStepRouteTrafficToStable,
+			v1beta1.FinalisingStepRemoveCanaryService,
+			v1beta1.FinalisingStepReleaseWorkloadControl,
+		}
+	case finaliseAbort:
+		return []v1beta1.FinalisingStepType{
+			v1beta1.FinalisingStepRouteTrafficToStable,
+			v1beta1.FinalisingStepRestoreStableService,
+			v1beta1.FinalisingStepRemoveCanaryService,
+			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepReleaseWorkloadControl,
+		}
+	default:
+		return []v1beta1.FinalisingStepType{
+			v1beta1.FinalisingStepRouteTrafficToStable,
+			v1beta1.FinalisingStepRestoreStableService,
+			v1beta1.FinalisingStepRemoveCanaryService,
+			v1beta1.FinalisingStepReleaseWorkloadControl,
+		}
+	}
+}
+
+var stageText = map[v1beta1.FinalisingStepType]string{
+	v1beta1.FinalisingStepRouteTrafficToStable:   "routing traffic back to the stable Service",
+	v1beta1.FinalisingStepRestoreStableService:   "restoring the stable Service",
+	v1beta1.FinalisingStepRemoveCanaryService:    "removing the canary Service",
+	v1beta1.FinalisingStepReleaseWorkloadControl: "handing the workload back to its own strategy",
+}
+
+// finalise runs the stages of kind from canaryStatus.finalisingStep on and
+// reports whether all are done. Without a canaryStatus (nothing was released
+// yet) only the workload's hold is undone.
+func (r *Reconciler) finalise(ctx context.Context, p *pass, kind finaliseKind) (bool, error) {
+	cs := p.status.CanaryStatus
+	if cs == nil {
+		if p.info == nil || !p.info.Held {
+			return true, nil
+		}
+		return p.rel.Release(ctx, p.ro, p.info)
+	}
+	stages := stagesOf(kind)
+	if cs.FinalisingStep == "" || (cs.FinalisingStep != v1beta1.FinalisingStepTypeEnd && !slices.Contains(stages, cs.FinalisingStep)) {
+		cs.FinalisingStep = stages[0]
+		cs.LastUpdateTime = &p.now
+	}
+	for cs.FinalisingStep != v1beta1.FinalisingStepTypeEnd {
+		stage := cs.FinalisingStep
+		done, retry, err := r.runStage(ctx, p, kind, stage)
+		if err != nil {
+			return false, fmt.Errorf("finalising stage %s: %w", stage, err)
+		}
+		if !done {
+			p.status.Message = fmt.Sprintf("Finalising: %s", r.describeStage(kind, stage))
+			if retry <= 0 {
+				retry = waitPoll
+			}
+			p.after(retry)
+			return false, nil
+		}
+		i := slices.Index(stages, stage)
+		next := v1beta1.FinalisingStepTypeEnd
+		if i+1 < len(stages) {
+			next = stages[i+1]
+		}
+		klog.V(2).InfoS("Finalising stage done", "rollout", klog.KObj(p.ro), "stage", stage, "next", next)
+		cs.FinalisingStep = next
+		cs.LastUpdateTime = &p.now
+	}
+	return true, nil
+}
+
+func (r *Reconciler) describeStage(kind finaliseKind, stage v1beta1.FinalisingStepType) string {
+	if stage == v1beta1.FinalisingStepResumeWorkload {
+		if kind == finaliseAbort {
+			return "rolling the workload back to the stable revision"
+		}
+		return "bringing every pod to the new revision"
+	}
+	if text, ok := stageText[stage]; ok {
+		return text
+	}
+	return string(stage)
+}
+
+// runStage performs one stage; done=false means look again after retry.
+func (r *Reconciler) runStage(ctx context.Context, p *pass, kind finaliseKind, stage v1beta1.FinalisingStepType) (bool, time.Duration, error) {
+	switch stage {
+	case v1beta1.FinalisingStepResumeWorkload:
+		if p.info == nil {
+			return true, 0, nil
+		}
+		if kind == finaliseAbort {
+			done, err := p.rel.Rollback(ctx, p.ro, p.info)
+			return done, 0, err
+		}
+		done, err := p.rel.Complete(ctx, p.ro, p.info)
+		return done, 0, err
+	case v1beta1.FinalisingStepReleaseWorkloadControl:
+		if p.info == nil {
+			return true, 0, nil
+		}
+		done, err := p.rel.Release(ctx, p.ro, p.info)
+		return done, 0, err
+	default:
+		return r.Router.Finalise(ctx, &RouteContext{Rollout: p.ro, Workload: p.info}, stage)
+	}
+}
+
+// runFinalise finalises a release in progress and records its end.
+func (r *Reconciler) runFinalise(ctx context.Context, p *pass, kind finaliseKind) error {
+	done, err := r.finalise(ctx, p, kind)
+	if err != nil || !done {
+		return err
+	}
+	r.finishRelease(p, kind)
+	return nil
+}
+
+// finishRelease records the end of a release: phase Healthy and the
+// Progressing and Succeeded conditions that say how it ended.
+func (r *Reconciler) finishRelease(p *pass, kind finaliseKind) {
+	st := p.status
+	cs := st.CanaryStatus
+	kindName := p.ro.Spec.WorkloadRef.Kind + " " + p.ro.Spec.WorkloadRef.Name
+	st.Phase = v1beta1.RolloutPhaseHealthy
+	switch kind {
+	case finaliseSuccess:
+		r.setState(p, v1beta1.CanaryStepStateCompleted)
+		message := fmt.Sprintf("Revision %s of %s is released", cs.CanaryRevision, kindName)
+		setCondition(st, v1beta1.RolloutConditionProgressing, corev1.ConditionFalse, v1beta1.ProgressingReasonCompleted, message, p.now)
+		setCondition(st, v1beta1.RolloutConditionSucceeded, corev1.ConditionTrue, v1beta1.ProgressingReasonCompleted, message, p.now)
+		st.Message = message
+		p.event(corev1.EventTypeNormal, "Succeeded", "%s", message)
+	case finaliseCancel:
+		message := fmt.Sprintf("The release of revision %s was cancelled: %s was reverted to revision %s", cs.CanaryRevision, kindName, cs.StableRevision)
+		setCondition(st, v1beta1.RolloutConditionProgressing, corev1.ConditionFalse, v1beta1.ProgressingReasonCompleted, message, p.now)
+		setCondition(st, v1beta1.RolloutConditionSucceeded, corev1.ConditionFalse, ReasonCancelled, message, p.now)
+		st.Message = message
+		p.event(corev1.EventTypeNormal, "ReleaseCancelled", "%s", message)
+	case finaliseAbort:
+		why := ""
+		if st.Abort != nil {
+			why = fmt.Sprintf(" (%s: %s)", st.Abort.Reason, st.Abort.Message)
+		}
+		message := fmt.Sprintf("The release of revision %s was aborted%s; %s is back on revision %s", cs.CanaryRevision, why, kindName, cs.StableRevision)
+		setCondition(st, v1beta1.RolloutConditionProgressing, corev1.ConditionFalse, v1beta1.ProgressingReasonAborted, message, p.now)
+		setCondition(st, v1beta1.RolloutConditionSucceeded, corev1.ConditionFalse, v1beta1.ProgressingReasonAborted, message, p.now)
+		st.Message = message
+		p.event(corev1.EventTypeWarning, "RolledBack", "%s", message)
+	}
+	klog.InfoS("Release finished", "rollout", klog.KObj(p.ro), "revision", cs.CanaryRevision, "phase", st.Phase, "message", st.Message)
+}

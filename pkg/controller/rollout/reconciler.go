@@ -1,0 +1,361 @@
+// Package rollout is the step state machine of a release. It decides, from
+// the Rollout's status and what the workload looks like now, which step the
+// release is at and what happens next; it leaves how a workload kind moves
+// pods to the workload.Releaser of that kind, and traffic and metric checks to
+// a TrafficRouter and an Analyzer.
+//
+// Every reconcile starts from observed state and writes status once, with the
+// resourceVersion it read, so a reconcile that raced with another writer fails
+// as a whole and is retried. A promote or abort waiting in
+// status.pendingAction is applied in a status write of its own that also
+// clears it, so it takes effect exactly once.
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
+)
+
+// waitPoll is how soon a release that waits on its workload looks again even
+// without an event: availability after minReadySeconds has no event of its own.
+const waitPoll = 5 * time.Second
+
+// Store reads Rollouts for the reconciler.
+type Store interface {
+	// Get returns the Rollout, or an error for which apierrors.IsNotFound is true.
+	Get(namespace, name string) (*v1beta1.Rollout, error)
+	// List returns the Rollouts of a namespace.
+	List(namespace string) ([]*v1beta1.Rollout, error)
+	// Written is told about every Rollout the reconciler wrote, so that the
+	// next Get returns it even before the informer has delivered it.
+	Written(ro *v1beta1.Rollout)
+}
+
+// ReleaserFunc picks the releaser for a Rollout's workload.
+type ReleaserFunc func(ro *v1beta1.Rollout) (workload.Releaser, error)
+
+// Reconciler runs the step machine for one Rollout at a time.
+type Reconciler struct {
+	// Client writes Rollouts (status, finalizers).
+	Client versioned.Interface
+	// Kube writes workload labels in the host cluster.
+	Kube kubernetes.Interface
+	// Store reads Rollouts.
+	Store Store
+	// Releasers picks the workload mechanics.
+	Releasers ReleaserFunc
+	// Router and Analyzer gate the traffic and metric states.
+	Router   TrafficRouter
+	Analyzer Analyzer
+	// Recorder records an Event on every transition.
+	Recorder record.EventRecorder
+	// Clock tells the time.
+	Clock clock.PassiveClock
+	// Expectations are forgotten when a Rollout goes away.
+	Expectations *workload.Expectations
+}
+
+// pass is one reconcile of one Rollout.
+type pass struct {
+	ro     *v1beta1.Rollout       // as read; never modified
+	status *v1beta1.RolloutStatus // being built
+	now    metav1.Time
+	rel    workload.Releaser
+	info   *workload.Info
+	// requeue is the earliest time to look again, 0 for none.
+	requeue time.Duration
+	events  []event
+}
+
+type event struct {
+	kind, reason, message string
+}
+
+func (p *pass) after(d time.Duration) {
+	if d <= 0 {
+		d = time.Second
+	}
+	if p.requeue == 0 || d < p.requeue {
+		p.requeue = d
+	}
+}
+
+func (p *pass) event(kind, reason, format string, args ...any) {
+	p.events = append(p.events, event{kind: kind, reason: reason, message: fmt.Sprintf(format, args...)})
+}
+
+// Sync reconciles the Rollout with the given namespace/name key. It returns
+// how soon to reconcile again when time alone will change something (a pause
+// duration, a progress deadline), and an error when it should be retried.
+func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error) {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, fmt.Errorf("bad queue key %q: %w", key, err)
+	}
+	ro, err := r.Store.Get(namespace, name)
+	if apierrors.IsNotFound(err) {
+		r.Expectations.Forget(key)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading Rollout %s: %w", key, err)
+	}
+	p := &pass{ro: ro, status: ro.Status.DeepCopy(), now: metav1.NewTime(r.Clock.Now())}
+
+	if ro.DeletionTimestamp != nil {
+		err := r.syncDeletion(ctx, p)
+		return p.requeue, err
+	}
+	if !hasFinalizer(ro) {
+		// The finalizer goes on before anything is held for this Rollout; the
+		// update brings the Rollout back through the informer.
+		return 0, r.addFinalizer(ctx, ro)
+	}
+
+	syncErr := r.sync(ctx, p)
+	if _, err := r.writeStatus(ctx, p); err != nil {
+		return 0, errors.Join(syncErr, err)
+	}
+	return p.requeue, syncErr
+}
+
+func (r *Reconciler) sync(ctx context.Context, p *pass) error {
+	ro, st := p.ro, p.status
+	st.ObservedGeneration = ro.Generation
+	if st.PendingAction != nil {
+		// Applied alone: nothing else may happen in the write that clears it.
+		r.applyPendingAction(p)
+		return nil
+	}
+	if ro.Spec.Disabled {
+		return r.syncDisabled(ctx, p)
+	}
+	if ro.Spec.Strategy.Canary == nil {
+		r.notActing(p, "Only the canary strategy is released so far; blueGreen is not supported yet")
+		return nil
+	}
+	if other, err := r.conflicting(ro); err != nil {
+		return err
+	} else if other != "" {
+		r.notActing(p, fmt.Sprintf("%s %s is already released by Rollout %s; this Rollout does nothing", ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name, other))
+		return nil
+	}
+	rel, err := r.Releasers(ro)
+	if err != nil {
+		r.notActing(p, err.Error())
+		return nil
+	}
+	info, err := rel.Observe(ctx, ro)
+	if errors.Is(err, workload.ErrNotFound) {
+		r.workloadMissing(p)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.rel, p.info = rel, info
+	if err := r.ensureControlLabel(ctx, ro, info); err != nil {
+		return err
+	}
+	if st.Phase == v1beta1.RolloutPhaseProgressing {
+		return r.syncProgressing(ctx, p)
+	}
+	return r.syncIdle(ctx, p)
+}
+
+// notActing records why the Rollout does nothing.
+func (r *Reconciler) notActing(p *pass, message string) {
+	if p.status.Phase == "" {
+		p.status.Phase = v1beta1.RolloutPhaseInitial
+	}
+	if p.status.Message != message {
+		p.event(corev1.EventTypeWarning, "NotReleasing", "%s", message)
+	}
+	p.status.Message = message
+}
+
+func (r *Reconciler) workloadMissing(p *pass) {
+	ref := p.ro.Spec.WorkloadRef
+	message := fmt.Sprintf("%s %s not found; waiting for it", ref.Kind, ref.Name)
+	if p.status.Phase == v1beta1.RolloutPhaseProgressing {
+		setCondition(p.status, v1beta1.RolloutConditionProgressing, corev1.ConditionFalse, ReasonWorkloadNotFound,
+			fmt.Sprintf("%s %s was deleted during the release", ref.Kind, ref.Name), p.now)
+		p.event(corev1.EventTypeWarning, "WorkloadNotFound", "%s %s was deleted during the release", ref.Kind, ref.Name)
+	}
+	p.status.Phase = v1beta1.RolloutPhaseInitial
+	p.status.Message = message
+}
+
+// conflicting names an older active Rollout that references the same
+// workload: two Rollouts holding one workload would fight over it.
+func (r *Reconciler) conflicting(ro *v1beta1.Rollout) (string, error) {
+	all, err := r.Store.List(ro.Namespace)
+	if err != nil {
+		return "", fmt.Errorf("listing Rollouts in %s: %w", ro.Namespace, err)
+	}
+	for _, other := range all {
+		if other.UID == ro.UID || other.Spec.Disabled || other.DeletionTimestamp != nil ||
+			other.Spec.WorkloadRef.Kind != ro.Spec.WorkloadRef.Kind || other.Spec.WorkloadRef.Name != ro.Spec.WorkloadRef.Name {
+			continue
+		}
+		if other.CreationTimestamp.Before(&ro.CreationTimestamp) ||
+			(other.CreationTimestamp.Equal(&ro.CreationTimestamp) && other.Name < ro.Name) {
+			return other.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// activeReferences counts the active Rollouts other than ro that reference
+// ro's workload; the workload keeps its control label while there are any.
+func (r *Reconciler) activeReferences(ro *v1beta1.Rollout) (int, error) {
+	all, err := r.Store.List(ro.Namespace)
+	if err != nil {
+		return 0, fmt.Errorf("listing Rollouts in %s: %w", ro.Namespace, err)
+	}
+	n := 0
+	for _, other := range all {
+		if other.UID != ro.UID && !other.Spec.Disabled && other.DeletionTimestamp == nil &&
+			other.Spec.WorkloadRef.Kind == ro.Spec.WorkloadRef.Kind && other.Spec.WorkloadRef.Name == ro.Spec.WorkloadRef.Name {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (r *Reconciler) ensureControlLabel(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) error {
+	obj, ok := info.Object.(metav1.Object)
+	if !ok || obj.GetLabels()[v1beta1.WorkloadControlLabel] == "true" {
+		return nil
+	}
+	return workload.SetControlLabel(ctx, r.Kube, info.Kind, ro.Namespace, info.Name, true)
+}
+
+// dropControlLabel removes the control label when no other active Rollout
+// references the workload, so the webhook stops seeing it.
+func (r *Reconciler) dropControlLabel(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) error {
+	if info == nil {
+		return nil
+	}
+	if obj, ok := info.Object.(metav1.Object); ok {
+		if _, labelled := obj.GetLabels()[v1beta1.WorkloadControlLabel]; !labelled {
+			return nil
+		}
+	}
+	if n, err := r.activeReferences(ro); err != nil || n > 0 {
+		return err
+	}
+	return workload.SetControlLabel(ctx, r.Kube, info.Kind, ro.Namespace, info.Name, false)
+}
+
+// syncIdle handles a Rollout with no release in progress: it starts one when
+// the webhook has held the workload on a new revision.
+func (r *Reconciler) syncIdle(ctx context.Context, p *pass) error {
+	st, info, ref := p.status, p.info, p.ro.Spec.WorkloadRef
+	if !info.Consistent {
+		if st.Phase == "" {
+			st.Phase = v1beta1.RolloutPhaseInitial
+		}
+		st.Message = fmt.Sprintf("Waiting for the %s controller to observe %s %s", ref.Kind, ref.Kind, ref.Name)
+		p.after(waitPoll)
+		return nil
+	}
+	if info.Held && info.CanaryRevision != info.StableRevision {
+		r.startRelease(p)
+		return r.syncProgressing(ctx, p)
+	}
+	if info.Held {
+		// Held for a change that releases nothing new (a rollout-id change,
+		// or a revert before the release began).
+		if _, err := p.rel.Release(ctx, p.ro, info); err != nil {
+			return err
+		}
+		p.event(corev1.EventTypeNormal, "NothingToRelease", "%s %s runs its stable revision %s already; handed it back", ref.Kind, ref.Name, info.StableRevision)
+	}
+	if st.Phase != v1beta1.RolloutPhaseHealthy {
+		p.event(corev1.EventTypeNormal, "Healthy", "%s %s runs revision %s; waiting for a new revision", ref.Kind, ref.Name, info.StableRevision)
+	}
+	st.Phase = v1beta1.RolloutPhaseHealthy
+	st.Message = fmt.Sprintf("%s %s runs revision %s (%d/%d pods ready)", ref.Kind, ref.Name, info.StableRevision, info.Stable.Ready, info.Replicas)
+	return nil
+}
+
+// startRelease begins a release of the workload's current revision at step 1.
+func (r *Reconciler) startRelease(p *pass) {
+	st, info, ro := p.status, p.info, p.ro
+	steps := ro.Spec.Strategy.Canary.Steps
+	st.Phase = v1beta1.RolloutPhaseProgressing
+	st.Abort = nil
+	st.AnalysisResults = nil
+	removeCondition(st, v1beta1.RolloutConditionSucceeded)
+	st.CanaryStatus = &v1beta1.CanaryStatus{
+		CommonStatus: v1beta1.CommonStatus{
+			ObservedWorkloadGeneration: info.Generation,
+			ObservedRolloutID:          info.RolloutID,
+			RolloutHash:                stepsHash(ro),
+			StableRevision:             info.StableRevision,
+			PodTemplateHash:            info.PodTemplateHash,
+			CurrentStepIndex:           1,
+			NextStepIndex:              nextStepIndex(1, len(steps)),
+			CurrentStepState:           v1beta1.CanaryStepStateInit,
+			LastUpdateTime:             &p.now,
+			StepStartTime:              &p.now,
+		},
+		CanaryRevision: info.CanaryRevision,
+	}
+	message := fmt.Sprintf("Releasing revision %s of %s %s in %d steps (stable revision %s)",
+		info.CanaryRevision, info.Kind, info.Name, len(steps), info.StableRevision)
+	setCondition(st, v1beta1.RolloutConditionProgressing, corev1.ConditionTrue, v1beta1.ProgressingReasonInRolling, message, p.now)
+	st.Message = message
+	p.event(corev1.EventTypeNormal, "ReleaseStarted", "%s", message)
+	klog.InfoS("Release started", "rollout", klog.KObj(ro), "canaryRevision", info.CanaryRevision, "stableRevision", info.StableRevision)
+}
+
+func (r *Reconciler) addFinalizer(ctx context.Context, ro *v1beta1.Rollout) error {
+	ro = ro.DeepCopy()
+	ro.Finalizers = append(ro.Finalizers, Finalizer)
+	updated, err := r.Client.RolloutV1beta1().Rollouts(ro.Namespace).Update(ctx, ro, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("adding finalizer %s to Rollout %s/%s: %w", Finalizer, ro.Namespace, ro.Name, err)
+	}
+	r.Store.Written(updated)
+	return nil
+}
+
+// writeStatus writes the status built by the pass if it changed, then
+// records the pass's Events (after the write, so a write that fails and is
+// retried records nothing twice).
+func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout, error) {
+	mirrorStep(p.status)
+	written := p.ro
+	if !apiequality.Semantic.DeepEqual(&p.ro.Status, p.status) {
+		ro := p.ro.DeepCopy()
+		ro.Status = *p.status
+		updated, err := r.Client.RolloutV1beta1().Rollouts(ro.Namespace).UpdateStatus(ctx, ro, metav1.UpdateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("updating status of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+		}
+		r.Store.Written(updated)
+		written = updated
+	}
+	for _, e := range p.events {
+		r.Recorder.Event(p.ro, e.kind, e.reason, e.message)
+	}
+	return written, nil
+}
