@@ -23,6 +23,7 @@ kube::codegen::gen_openapi \
     --output-pkg "${MODULE}/pkg/generated/openapi" \
     --report-filename "${ROOT}/hack/api-rules-violations.list" \
     --update-report \
+    --output-model-name-file zz_generated.model_name.go \
     --extra-pkgs k8s.io/apimachinery/pkg/util/intstr \
     --boilerplate "${BOILERPLATE}" \
     "${ROOT}/pkg/apis"

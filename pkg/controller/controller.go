@@ -217,7 +217,7 @@ func New(cfg Config) (*Controller, error) {
 	c.reconciler = &rollout.Reconciler{
 		Client:       cfg.RolloutClient,
 		Kube:         cfg.KubeClient,
-		Store:        newRolloutStore(rolloutInformer.Informer().GetIndexer(), c.rollouts),
+		Store:        newRolloutStore(c.rollouts),
 		Releasers:    c.releaserFor(),
 		Router:       cfg.TrafficRouter,
 		Analyzer:     cfg.Analyzer,

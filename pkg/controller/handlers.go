@@ -244,14 +244,13 @@ func (c *Controller) releaseOrphan(ctx context.Context, kind string, meta metav1
 // (client-go's MutationCache does the same but panics on a resourceVersion
 // that is not an integer; this one trusts the informer then.)
 type rolloutStore struct {
-	indexer cache.Indexer
 	lister  rolloutlisters.RolloutLister
 	mu      sync.Mutex
 	written map[string]*v1beta1.Rollout
 }
 
-func newRolloutStore(indexer cache.Indexer, lister rolloutlisters.RolloutLister) *rolloutStore {
-	return &rolloutStore{indexer: indexer, lister: lister, written: map[string]*v1beta1.Rollout{}}
+func newRolloutStore(lister rolloutlisters.RolloutLister) *rolloutStore {
+	return &rolloutStore{lister: lister, written: map[string]*v1beta1.Rollout{}}
 }
 
 func (s *rolloutStore) Get(namespace, name string) (*v1beta1.Rollout, error) {

@@ -110,7 +110,9 @@ func TestExpectations(t *testing.T) {
 		alive bool
 		gen   int64
 	}{"rs": {true, 1}, "pod": {true, 1}}
-	lookup := func(obj string) (bool, int64, types.UID) { return state[obj].alive, state[obj].gen, "uid-" + types.UID(obj) }
+	lookup := func(obj string) (bool, int64, types.UID) {
+		return state[obj].alive, state[obj].gen, "uid-" + types.UID(obj)
+	}
 
 	assert.False(t, e.Pending("owner", lookup), "nothing expected")
 	e.ExpectGeneration("owner", "rs", 2)

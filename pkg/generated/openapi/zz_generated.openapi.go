@@ -22,6 +22,8 @@ limitations under the License.
 package openapi
 
 import (
+	v1alpha1 "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
+	v1beta1 "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	resource "k8s.io/apimachinery/pkg/api/resource"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
@@ -33,138 +35,138 @@ import (
 
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.BlueGreenStatus":          schema_pkg_apis_rollout_v1alpha1_BlueGreenStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.BlueGreenStrategy":        schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStatus":             schema_pkg_apis_rollout_v1alpha1_CanaryStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep":               schema_pkg_apis_rollout_v1alpha1_CanaryStep(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStrategy":           schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CommonStatus":             schema_pkg_apis_rollout_v1alpha1_CommonStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CustomNetworkRef":         schema_pkg_apis_rollout_v1alpha1_CustomNetworkRef(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.GatewayTrafficRouting":    schema_pkg_apis_rollout_v1alpha1_GatewayTrafficRouting(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeader":               schema_pkg_apis_rollout_v1alpha1_HTTPHeader(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderFilter":         schema_pkg_apis_rollout_v1alpha1_HTTPHeaderFilter(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderMatch":          schema_pkg_apis_rollout_v1alpha1_HTTPHeaderMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPPathMatch":            schema_pkg_apis_rollout_v1alpha1_HTTPPathMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPQueryParamMatch":      schema_pkg_apis_rollout_v1alpha1_HTTPQueryParamMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HttpRouteMatch":           schema_pkg_apis_rollout_v1alpha1_HttpRouteMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.IngressTrafficRouting":    schema_pkg_apis_rollout_v1alpha1_IngressTrafficRouting(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricCheck":              schema_pkg_apis_rollout_v1alpha1_MetricCheck(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricCheckResult":        schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricProvider":           schema_pkg_apis_rollout_v1alpha1_MetricProvider(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.ObjectRef":                schema_pkg_apis_rollout_v1alpha1_ObjectRef(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PatchPodTemplateMetadata": schema_pkg_apis_rollout_v1alpha1_PatchPodTemplateMetadata(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PrometheusMetric":         schema_pkg_apis_rollout_v1alpha1_PrometheusMetric(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.Rollout":                  schema_pkg_apis_rollout_v1alpha1_Rollout(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAbort":             schema_pkg_apis_rollout_v1alpha1_RolloutAbort(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAbortStatus":       schema_pkg_apis_rollout_v1alpha1_RolloutAbortStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutActionRequest":     schema_pkg_apis_rollout_v1alpha1_RolloutActionRequest(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis":          schema_pkg_apis_rollout_v1alpha1_RolloutAnalysis(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutCondition":         schema_pkg_apis_rollout_v1alpha1_RolloutCondition(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutList":              schema_pkg_apis_rollout_v1alpha1_RolloutList(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutPause":             schema_pkg_apis_rollout_v1alpha1_RolloutPause(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutPromote":           schema_pkg_apis_rollout_v1alpha1_RolloutPromote(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutResume":            schema_pkg_apis_rollout_v1alpha1_RolloutResume(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutSpec":              schema_pkg_apis_rollout_v1alpha1_RolloutSpec(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutStatus":            schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutStrategy":          schema_pkg_apis_rollout_v1alpha1_RolloutStrategy(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.StepPause":                schema_pkg_apis_rollout_v1alpha1_StepPause(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.ThresholdRange":           schema_pkg_apis_rollout_v1alpha1_ThresholdRange(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef":        schema_pkg_apis_rollout_v1alpha1_TrafficRoutingRef(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingStrategy":   schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.WorkloadRef":              schema_pkg_apis_rollout_v1alpha1_WorkloadRef(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.BlueGreenStatus":           schema_pkg_apis_rollout_v1beta1_BlueGreenStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.BlueGreenStrategy":         schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStatus":              schema_pkg_apis_rollout_v1beta1_CanaryStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep":                schema_pkg_apis_rollout_v1beta1_CanaryStep(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStrategy":            schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CommonStatus":              schema_pkg_apis_rollout_v1beta1_CommonStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.GatewayTrafficRouting":     schema_pkg_apis_rollout_v1beta1_GatewayTrafficRouting(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeader":                schema_pkg_apis_rollout_v1beta1_HTTPHeader(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderFilter":          schema_pkg_apis_rollout_v1beta1_HTTPHeaderFilter(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderMatch":           schema_pkg_apis_rollout_v1beta1_HTTPHeaderMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPPathMatch":             schema_pkg_apis_rollout_v1beta1_HTTPPathMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPQueryParamMatch":       schema_pkg_apis_rollout_v1beta1_HTTPQueryParamMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HttpRouteMatch":            schema_pkg_apis_rollout_v1beta1_HttpRouteMatch(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.IngressTrafficRouting":     schema_pkg_apis_rollout_v1beta1_IngressTrafficRouting(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricCheck":               schema_pkg_apis_rollout_v1beta1_MetricCheck(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricCheckResult":         schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricProvider":            schema_pkg_apis_rollout_v1beta1_MetricProvider(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ObjectRef":                 schema_pkg_apis_rollout_v1beta1_ObjectRef(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PatchPodTemplateMetadata":  schema_pkg_apis_rollout_v1beta1_PatchPodTemplateMetadata(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PrometheusMetric":          schema_pkg_apis_rollout_v1beta1_PrometheusMetric(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.Rollout":                   schema_pkg_apis_rollout_v1beta1_Rollout(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAbort":              schema_pkg_apis_rollout_v1beta1_RolloutAbort(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAbortStatus":        schema_pkg_apis_rollout_v1beta1_RolloutAbortStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutActionRequest":      schema_pkg_apis_rollout_v1beta1_RolloutActionRequest(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis":           schema_pkg_apis_rollout_v1beta1_RolloutAnalysis(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutCondition":          schema_pkg_apis_rollout_v1beta1_RolloutCondition(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutList":               schema_pkg_apis_rollout_v1beta1_RolloutList(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutPause":              schema_pkg_apis_rollout_v1beta1_RolloutPause(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutPromote":            schema_pkg_apis_rollout_v1beta1_RolloutPromote(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutResume":             schema_pkg_apis_rollout_v1beta1_RolloutResume(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutSpec":               schema_pkg_apis_rollout_v1beta1_RolloutSpec(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutStatus":             schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutStrategy":           schema_pkg_apis_rollout_v1beta1_RolloutStrategy(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.StepPause":                 schema_pkg_apis_rollout_v1beta1_StepPause(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ThresholdRange":            schema_pkg_apis_rollout_v1beta1_ThresholdRange(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef":         schema_pkg_apis_rollout_v1beta1_TrafficRoutingRef(ref),
-		"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingStrategy":    schema_pkg_apis_rollout_v1beta1_TrafficRoutingStrategy(ref),
-		resource.Quantity{}.OpenAPIModelName():                                                              schema_apimachinery_pkg_api_resource_Quantity(ref),
-		v1.APIGroup{}.OpenAPIModelName():                                                                    schema_pkg_apis_meta_v1_APIGroup(ref),
-		v1.APIGroupList{}.OpenAPIModelName():                                                                schema_pkg_apis_meta_v1_APIGroupList(ref),
-		v1.APIResource{}.OpenAPIModelName():                                                                 schema_pkg_apis_meta_v1_APIResource(ref),
-		v1.APIResourceList{}.OpenAPIModelName():                                                             schema_pkg_apis_meta_v1_APIResourceList(ref),
-		v1.APIVersions{}.OpenAPIModelName():                                                                 schema_pkg_apis_meta_v1_APIVersions(ref),
-		v1.ApplyOptions{}.OpenAPIModelName():                                                                schema_pkg_apis_meta_v1_ApplyOptions(ref),
-		v1.Condition{}.OpenAPIModelName():                                                                   schema_pkg_apis_meta_v1_Condition(ref),
-		v1.CreateOptions{}.OpenAPIModelName():                                                               schema_pkg_apis_meta_v1_CreateOptions(ref),
-		v1.DeleteOptions{}.OpenAPIModelName():                                                               schema_pkg_apis_meta_v1_DeleteOptions(ref),
-		v1.Duration{}.OpenAPIModelName():                                                                    schema_pkg_apis_meta_v1_Duration(ref),
-		v1.FieldSelectorRequirement{}.OpenAPIModelName():                                                    schema_pkg_apis_meta_v1_FieldSelectorRequirement(ref),
-		v1.FieldsV1{}.OpenAPIModelName():                                                                    schema_pkg_apis_meta_v1_FieldsV1(ref),
-		v1.GetOptions{}.OpenAPIModelName():                                                                  schema_pkg_apis_meta_v1_GetOptions(ref),
-		v1.GroupKind{}.OpenAPIModelName():                                                                   schema_pkg_apis_meta_v1_GroupKind(ref),
-		v1.GroupResource{}.OpenAPIModelName():                                                               schema_pkg_apis_meta_v1_GroupResource(ref),
-		v1.GroupVersion{}.OpenAPIModelName():                                                                schema_pkg_apis_meta_v1_GroupVersion(ref),
-		v1.GroupVersionForDiscovery{}.OpenAPIModelName():                                                    schema_pkg_apis_meta_v1_GroupVersionForDiscovery(ref),
-		v1.GroupVersionKind{}.OpenAPIModelName():                                                            schema_pkg_apis_meta_v1_GroupVersionKind(ref),
-		v1.GroupVersionResource{}.OpenAPIModelName():                                                        schema_pkg_apis_meta_v1_GroupVersionResource(ref),
-		v1.InternalEvent{}.OpenAPIModelName():                                                               schema_pkg_apis_meta_v1_InternalEvent(ref),
-		v1.LabelSelector{}.OpenAPIModelName():                                                               schema_pkg_apis_meta_v1_LabelSelector(ref),
-		v1.LabelSelectorRequirement{}.OpenAPIModelName():                                                    schema_pkg_apis_meta_v1_LabelSelectorRequirement(ref),
-		v1.List{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_List(ref),
-		v1.ListMeta{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_ListMeta(ref),
-		v1.ListOptions{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_ListOptions(ref),
-		v1.ManagedFieldsEntry{}.OpenAPIModelName():        schema_pkg_apis_meta_v1_ManagedFieldsEntry(ref),
-		v1.MicroTime{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_MicroTime(ref),
-		v1.ObjectMeta{}.OpenAPIModelName():                schema_pkg_apis_meta_v1_ObjectMeta(ref),
-		v1.OwnerReference{}.OpenAPIModelName():            schema_pkg_apis_meta_v1_OwnerReference(ref),
-		v1.PartialObjectMetadata{}.OpenAPIModelName():     schema_pkg_apis_meta_v1_PartialObjectMetadata(ref),
-		v1.PartialObjectMetadataList{}.OpenAPIModelName(): schema_pkg_apis_meta_v1_PartialObjectMetadataList(ref),
-		v1.Patch{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_Patch(ref),
-		v1.PatchOptions{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_PatchOptions(ref),
-		v1.Preconditions{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_Preconditions(ref),
-		v1.RootPaths{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_RootPaths(ref),
-		v1.ServerAddressByClientCIDR{}.OpenAPIModelName(): schema_pkg_apis_meta_v1_ServerAddressByClientCIDR(ref),
-		v1.ShardInfo{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_ShardInfo(ref),
-		v1.Status{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_Status(ref),
-		v1.StatusCause{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_StatusCause(ref),
-		v1.StatusDetails{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_StatusDetails(ref),
-		v1.Table{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_Table(ref),
-		v1.TableColumnDefinition{}.OpenAPIModelName():     schema_pkg_apis_meta_v1_TableColumnDefinition(ref),
-		v1.TableOptions{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_TableOptions(ref),
-		v1.TableRow{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_TableRow(ref),
-		v1.TableRowCondition{}.OpenAPIModelName():         schema_pkg_apis_meta_v1_TableRowCondition(ref),
-		v1.Time{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_Time(ref),
-		v1.Timestamp{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_Timestamp(ref),
-		v1.TypeMeta{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_TypeMeta(ref),
-		v1.UpdateOptions{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_UpdateOptions(ref),
-		v1.WatchEvent{}.OpenAPIModelName():                schema_pkg_apis_meta_v1_WatchEvent(ref),
-		runtime.RawExtension{}.OpenAPIModelName():         schema_k8sio_apimachinery_pkg_runtime_RawExtension(ref),
-		runtime.TypeMeta{}.OpenAPIModelName():             schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
-		runtime.Unknown{}.OpenAPIModelName():              schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
-		intstr.IntOrString{}.OpenAPIModelName():           schema_apimachinery_pkg_util_intstr_IntOrString(ref),
-		version.Info{}.OpenAPIModelName():                 schema_k8sio_apimachinery_pkg_version_Info(ref),
+		v1alpha1.BlueGreenStatus{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1alpha1_BlueGreenStatus(ref),
+		v1alpha1.BlueGreenStrategy{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref),
+		v1alpha1.CanaryStatus{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1alpha1_CanaryStatus(ref),
+		v1alpha1.CanaryStep{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1alpha1_CanaryStep(ref),
+		v1alpha1.CanaryStrategy{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref),
+		v1alpha1.CommonStatus{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1alpha1_CommonStatus(ref),
+		v1alpha1.CustomNetworkRef{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1alpha1_CustomNetworkRef(ref),
+		v1alpha1.GatewayTrafficRouting{}.OpenAPIModelName():    schema_pkg_apis_rollout_v1alpha1_GatewayTrafficRouting(ref),
+		v1alpha1.HTTPHeader{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1alpha1_HTTPHeader(ref),
+		v1alpha1.HTTPHeaderFilter{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1alpha1_HTTPHeaderFilter(ref),
+		v1alpha1.HTTPHeaderMatch{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1alpha1_HTTPHeaderMatch(ref),
+		v1alpha1.HTTPPathMatch{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1alpha1_HTTPPathMatch(ref),
+		v1alpha1.HTTPQueryParamMatch{}.OpenAPIModelName():      schema_pkg_apis_rollout_v1alpha1_HTTPQueryParamMatch(ref),
+		v1alpha1.HttpRouteMatch{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_HttpRouteMatch(ref),
+		v1alpha1.IngressTrafficRouting{}.OpenAPIModelName():    schema_pkg_apis_rollout_v1alpha1_IngressTrafficRouting(ref),
+		v1alpha1.MetricCheck{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_MetricCheck(ref),
+		v1alpha1.MetricCheckResult{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref),
+		v1alpha1.MetricProvider{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_MetricProvider(ref),
+		v1alpha1.ObjectRef{}.OpenAPIModelName():                schema_pkg_apis_rollout_v1alpha1_ObjectRef(ref),
+		v1alpha1.PatchPodTemplateMetadata{}.OpenAPIModelName(): schema_pkg_apis_rollout_v1alpha1_PatchPodTemplateMetadata(ref),
+		v1alpha1.PrometheusMetric{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1alpha1_PrometheusMetric(ref),
+		v1alpha1.Rollout{}.OpenAPIModelName():                  schema_pkg_apis_rollout_v1alpha1_Rollout(ref),
+		v1alpha1.RolloutAbort{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1alpha1_RolloutAbort(ref),
+		v1alpha1.RolloutAbortStatus{}.OpenAPIModelName():       schema_pkg_apis_rollout_v1alpha1_RolloutAbortStatus(ref),
+		v1alpha1.RolloutActionRequest{}.OpenAPIModelName():     schema_pkg_apis_rollout_v1alpha1_RolloutActionRequest(ref),
+		v1alpha1.RolloutAnalysis{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1alpha1_RolloutAnalysis(ref),
+		v1alpha1.RolloutCondition{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1alpha1_RolloutCondition(ref),
+		v1alpha1.RolloutList{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_RolloutList(ref),
+		v1alpha1.RolloutPause{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1alpha1_RolloutPause(ref),
+		v1alpha1.RolloutPromote{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_RolloutPromote(ref),
+		v1alpha1.RolloutResume{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1alpha1_RolloutResume(ref),
+		v1alpha1.RolloutSpec{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_RolloutSpec(ref),
+		v1alpha1.RolloutStatus{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref),
+		v1alpha1.RolloutStrategy{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1alpha1_RolloutStrategy(ref),
+		v1alpha1.StepPause{}.OpenAPIModelName():                schema_pkg_apis_rollout_v1alpha1_StepPause(ref),
+		v1alpha1.ThresholdRange{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_ThresholdRange(ref),
+		v1alpha1.TrafficRoutingRef{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1alpha1_TrafficRoutingRef(ref),
+		v1alpha1.TrafficRoutingStrategy{}.OpenAPIModelName():   schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref),
+		v1alpha1.WorkloadRef{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_WorkloadRef(ref),
+		v1beta1.BlueGreenStatus{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1beta1_BlueGreenStatus(ref),
+		v1beta1.BlueGreenStrategy{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref),
+		v1beta1.CanaryStatus{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1beta1_CanaryStatus(ref),
+		v1beta1.CanaryStep{}.OpenAPIModelName():                schema_pkg_apis_rollout_v1beta1_CanaryStep(ref),
+		v1beta1.CanaryStrategy{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref),
+		v1beta1.CommonStatus{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1beta1_CommonStatus(ref),
+		v1beta1.GatewayTrafficRouting{}.OpenAPIModelName():     schema_pkg_apis_rollout_v1beta1_GatewayTrafficRouting(ref),
+		v1beta1.HTTPHeader{}.OpenAPIModelName():                schema_pkg_apis_rollout_v1beta1_HTTPHeader(ref),
+		v1beta1.HTTPHeaderFilter{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1beta1_HTTPHeaderFilter(ref),
+		v1beta1.HTTPHeaderMatch{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1beta1_HTTPHeaderMatch(ref),
+		v1beta1.HTTPPathMatch{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1beta1_HTTPPathMatch(ref),
+		v1beta1.HTTPQueryParamMatch{}.OpenAPIModelName():       schema_pkg_apis_rollout_v1beta1_HTTPQueryParamMatch(ref),
+		v1beta1.HttpRouteMatch{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_HttpRouteMatch(ref),
+		v1beta1.IngressTrafficRouting{}.OpenAPIModelName():     schema_pkg_apis_rollout_v1beta1_IngressTrafficRouting(ref),
+		v1beta1.MetricCheck{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1beta1_MetricCheck(ref),
+		v1beta1.MetricCheckResult{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref),
+		v1beta1.MetricProvider{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_MetricProvider(ref),
+		v1beta1.ObjectRef{}.OpenAPIModelName():                 schema_pkg_apis_rollout_v1beta1_ObjectRef(ref),
+		v1beta1.PatchPodTemplateMetadata{}.OpenAPIModelName():  schema_pkg_apis_rollout_v1beta1_PatchPodTemplateMetadata(ref),
+		v1beta1.PrometheusMetric{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1beta1_PrometheusMetric(ref),
+		v1beta1.Rollout{}.OpenAPIModelName():                   schema_pkg_apis_rollout_v1beta1_Rollout(ref),
+		v1beta1.RolloutAbort{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1beta1_RolloutAbort(ref),
+		v1beta1.RolloutAbortStatus{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1beta1_RolloutAbortStatus(ref),
+		v1beta1.RolloutActionRequest{}.OpenAPIModelName():      schema_pkg_apis_rollout_v1beta1_RolloutActionRequest(ref),
+		v1beta1.RolloutAnalysis{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1beta1_RolloutAnalysis(ref),
+		v1beta1.RolloutCondition{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1beta1_RolloutCondition(ref),
+		v1beta1.RolloutList{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1beta1_RolloutList(ref),
+		v1beta1.RolloutPause{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1beta1_RolloutPause(ref),
+		v1beta1.RolloutPromote{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_RolloutPromote(ref),
+		v1beta1.RolloutResume{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1beta1_RolloutResume(ref),
+		v1beta1.RolloutSpec{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1beta1_RolloutSpec(ref),
+		v1beta1.RolloutStatus{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref),
+		v1beta1.RolloutStrategy{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1beta1_RolloutStrategy(ref),
+		v1beta1.StepPause{}.OpenAPIModelName():                 schema_pkg_apis_rollout_v1beta1_StepPause(ref),
+		v1beta1.ThresholdRange{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_ThresholdRange(ref),
+		v1beta1.TrafficRoutingRef{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1beta1_TrafficRoutingRef(ref),
+		v1beta1.TrafficRoutingStrategy{}.OpenAPIModelName():    schema_pkg_apis_rollout_v1beta1_TrafficRoutingStrategy(ref),
+		resource.Quantity{}.OpenAPIModelName():                 schema_apimachinery_pkg_api_resource_Quantity(ref),
+		v1.APIGroup{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_APIGroup(ref),
+		v1.APIGroupList{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_APIGroupList(ref),
+		v1.APIResource{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_APIResource(ref),
+		v1.APIResourceList{}.OpenAPIModelName():                schema_pkg_apis_meta_v1_APIResourceList(ref),
+		v1.APIVersions{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_APIVersions(ref),
+		v1.ApplyOptions{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_ApplyOptions(ref),
+		v1.Condition{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_Condition(ref),
+		v1.CreateOptions{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_CreateOptions(ref),
+		v1.DeleteOptions{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_DeleteOptions(ref),
+		v1.Duration{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_Duration(ref),
+		v1.FieldSelectorRequirement{}.OpenAPIModelName():       schema_pkg_apis_meta_v1_FieldSelectorRequirement(ref),
+		v1.FieldsV1{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_FieldsV1(ref),
+		v1.GetOptions{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_GetOptions(ref),
+		v1.GroupKind{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_GroupKind(ref),
+		v1.GroupResource{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_GroupResource(ref),
+		v1.GroupVersion{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_GroupVersion(ref),
+		v1.GroupVersionForDiscovery{}.OpenAPIModelName():       schema_pkg_apis_meta_v1_GroupVersionForDiscovery(ref),
+		v1.GroupVersionKind{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_GroupVersionKind(ref),
+		v1.GroupVersionResource{}.OpenAPIModelName():           schema_pkg_apis_meta_v1_GroupVersionResource(ref),
+		v1.InternalEvent{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_InternalEvent(ref),
+		v1.LabelSelector{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_LabelSelector(ref),
+		v1.LabelSelectorRequirement{}.OpenAPIModelName():       schema_pkg_apis_meta_v1_LabelSelectorRequirement(ref),
+		v1.List{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_List(ref),
+		v1.ListMeta{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_ListMeta(ref),
+		v1.ListOptions{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_ListOptions(ref),
+		v1.ManagedFieldsEntry{}.OpenAPIModelName():             schema_pkg_apis_meta_v1_ManagedFieldsEntry(ref),
+		v1.MicroTime{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_MicroTime(ref),
+		v1.ObjectMeta{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_ObjectMeta(ref),
+		v1.OwnerReference{}.OpenAPIModelName():                 schema_pkg_apis_meta_v1_OwnerReference(ref),
+		v1.PartialObjectMetadata{}.OpenAPIModelName():          schema_pkg_apis_meta_v1_PartialObjectMetadata(ref),
+		v1.PartialObjectMetadataList{}.OpenAPIModelName():      schema_pkg_apis_meta_v1_PartialObjectMetadataList(ref),
+		v1.Patch{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_Patch(ref),
+		v1.PatchOptions{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_PatchOptions(ref),
+		v1.Preconditions{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_Preconditions(ref),
+		v1.RootPaths{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_RootPaths(ref),
+		v1.ServerAddressByClientCIDR{}.OpenAPIModelName():      schema_pkg_apis_meta_v1_ServerAddressByClientCIDR(ref),
+		v1.ShardInfo{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_ShardInfo(ref),
+		v1.Status{}.OpenAPIModelName():                         schema_pkg_apis_meta_v1_Status(ref),
+		v1.StatusCause{}.OpenAPIModelName():                    schema_pkg_apis_meta_v1_StatusCause(ref),
+		v1.StatusDetails{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_StatusDetails(ref),
+		v1.Table{}.OpenAPIModelName():                          schema_pkg_apis_meta_v1_Table(ref),
+		v1.TableColumnDefinition{}.OpenAPIModelName():          schema_pkg_apis_meta_v1_TableColumnDefinition(ref),
+		v1.TableOptions{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_TableOptions(ref),
+		v1.TableRow{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_TableRow(ref),
+		v1.TableRowCondition{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_TableRowCondition(ref),
+		v1.Time{}.OpenAPIModelName():                           schema_pkg_apis_meta_v1_Time(ref),
+		v1.Timestamp{}.OpenAPIModelName():                      schema_pkg_apis_meta_v1_Timestamp(ref),
+		v1.TypeMeta{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_TypeMeta(ref),
+		v1.UpdateOptions{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_UpdateOptions(ref),
+		v1.WatchEvent{}.OpenAPIModelName():                     schema_pkg_apis_meta_v1_WatchEvent(ref),
+		runtime.RawExtension{}.OpenAPIModelName():              schema_k8sio_apimachinery_pkg_runtime_RawExtension(ref),
+		runtime.TypeMeta{}.OpenAPIModelName():                  schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
+		runtime.Unknown{}.OpenAPIModelName():                   schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
+		intstr.IntOrString{}.OpenAPIModelName():                schema_apimachinery_pkg_util_intstr_IntOrString(ref),
+		version.Info{}.OpenAPIModelName():                      schema_k8sio_apimachinery_pkg_version_Info(ref),
 	}
 }
 
@@ -328,7 +330,7 @@ func schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref common.ReferenceCall
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep"),
+										Ref: ref(v1alpha1.CanaryStep{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -346,7 +348,7 @@ func schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref common.ReferenceCall
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef"),
+										Ref: ref(v1alpha1.TrafficRoutingRef{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -368,14 +370,14 @@ func schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref common.ReferenceCall
 					"analysis": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Analysis is the metric checks run at every step that has none of its own.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis"),
+							Ref:         ref(v1alpha1.RolloutAnalysis{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
+			v1alpha1.CanaryStep{}.OpenAPIModelName(), v1alpha1.RolloutAnalysis{}.OpenAPIModelName(), v1alpha1.TrafficRoutingRef{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -537,7 +539,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStep(ref common.ReferenceCallback) c
 					"requestHeaderModifier": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RequestHeaderModifier changes the headers of requests routed to the new revision (Gateway API HTTPHeaderFilter shape).",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderFilter"),
+							Ref:         ref(v1alpha1.HTTPHeaderFilter{}.OpenAPIModelName()),
 						},
 					},
 					"matches": {
@@ -552,7 +554,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStep(ref common.ReferenceCallback) c
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HttpRouteMatch"),
+										Ref: ref(v1alpha1.HttpRouteMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -568,20 +570,20 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStep(ref common.ReferenceCallback) c
 						SchemaProps: spec.SchemaProps{
 							Description: "Pause after the step is ready. Without a duration the step waits for promote.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.StepPause"),
+							Ref:         ref(v1alpha1.StepPause{}.OpenAPIModelName()),
 						},
 					},
 					"analysis": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Analysis overrides the strategy's metric checks for this step.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis"),
+							Ref:         ref(v1alpha1.RolloutAnalysis{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HttpRouteMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.StepPause", intstr.IntOrString{}.OpenAPIModelName()},
+			v1alpha1.HTTPHeaderFilter{}.OpenAPIModelName(), v1alpha1.HttpRouteMatch{}.OpenAPIModelName(), v1alpha1.RolloutAnalysis{}.OpenAPIModelName(), v1alpha1.StepPause{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -604,7 +606,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref common.ReferenceCallbac
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep"),
+										Ref: ref(v1alpha1.CanaryStep{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -622,7 +624,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref common.ReferenceCallbac
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef"),
+										Ref: ref(v1alpha1.TrafficRoutingRef{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -637,7 +639,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref common.ReferenceCallbac
 					"patchPodTemplateMetadata": {
 						SchemaProps: spec.SchemaProps{
 							Description: "PatchPodTemplateMetadata adds labels and annotations to the pods of the new revision.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PatchPodTemplateMetadata"),
+							Ref:         ref(v1alpha1.PatchPodTemplateMetadata{}.OpenAPIModelName()),
 						},
 					},
 					"enableExtraWorkloadForCanary": {
@@ -657,14 +659,14 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref common.ReferenceCallbac
 					"analysis": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Analysis is the metric checks run at every step that has none of its own.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis"),
+							Ref:         ref(v1alpha1.RolloutAnalysis{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PatchPodTemplateMetadata", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
+			v1alpha1.CanaryStep{}.OpenAPIModelName(), v1alpha1.PatchPodTemplateMetadata{}.OpenAPIModelName(), v1alpha1.RolloutAnalysis{}.OpenAPIModelName(), v1alpha1.TrafficRoutingRef{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -892,7 +894,7 @@ func schema_pkg_apis_rollout_v1alpha1_HTTPHeaderFilter(ref common.ReferenceCallb
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeader"),
+										Ref: ref(v1alpha1.HTTPHeader{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -910,7 +912,7 @@ func schema_pkg_apis_rollout_v1alpha1_HTTPHeaderFilter(ref common.ReferenceCallb
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeader"),
+										Ref: ref(v1alpha1.HTTPHeader{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -939,7 +941,7 @@ func schema_pkg_apis_rollout_v1alpha1_HTTPHeaderFilter(ref common.ReferenceCallb
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeader"},
+			v1alpha1.HTTPHeader{}.OpenAPIModelName()},
 	}
 }
 
@@ -1054,7 +1056,7 @@ func schema_pkg_apis_rollout_v1alpha1_HttpRouteMatch(ref common.ReferenceCallbac
 					"path": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Path to match.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPPathMatch"),
+							Ref:         ref(v1alpha1.HTTPPathMatch{}.OpenAPIModelName()),
 						},
 					},
 					"headers": {
@@ -1069,7 +1071,7 @@ func schema_pkg_apis_rollout_v1alpha1_HttpRouteMatch(ref common.ReferenceCallbac
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderMatch"),
+										Ref: ref(v1alpha1.HTTPHeaderMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -1087,7 +1089,7 @@ func schema_pkg_apis_rollout_v1alpha1_HttpRouteMatch(ref common.ReferenceCallbac
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPQueryParamMatch"),
+										Ref: ref(v1alpha1.HTTPQueryParamMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -1097,7 +1099,7 @@ func schema_pkg_apis_rollout_v1alpha1_HttpRouteMatch(ref common.ReferenceCallbac
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPPathMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPQueryParamMatch"},
+			v1alpha1.HTTPHeaderMatch{}.OpenAPIModelName(), v1alpha1.HTTPPathMatch{}.OpenAPIModelName(), v1alpha1.HTTPQueryParamMatch{}.OpenAPIModelName()},
 	}
 }
 
@@ -1169,13 +1171,13 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheck(ref common.ReferenceCallback) 
 						SchemaProps: spec.SchemaProps{
 							Description: "Provider is where the metric comes from.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricProvider"),
+							Ref:         ref(v1alpha1.MetricProvider{}.OpenAPIModelName()),
 						},
 					},
 					"thresholdRange": {
 						SchemaProps: spec.SchemaProps{
 							Description: "ThresholdRange passes a measurement whose value is within [min, max].",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.ThresholdRange"),
+							Ref:         ref(v1alpha1.ThresholdRange{}.OpenAPIModelName()),
 						},
 					},
 					"successCondition": {
@@ -1190,7 +1192,7 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheck(ref common.ReferenceCallback) 
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricProvider", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.ThresholdRange", v1.Duration{}.OpenAPIModelName()},
+			v1alpha1.MetricProvider{}.OpenAPIModelName(), v1alpha1.ThresholdRange{}.OpenAPIModelName(), v1.Duration{}.OpenAPIModelName()},
 	}
 }
 
@@ -1298,14 +1300,14 @@ func schema_pkg_apis_rollout_v1alpha1_MetricProvider(ref common.ReferenceCallbac
 					"prometheus": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Prometheus queries a Prometheus server.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PrometheusMetric"),
+							Ref:         ref(v1alpha1.PrometheusMetric{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.PrometheusMetric"},
+			v1alpha1.PrometheusMetric{}.OpenAPIModelName()},
 	}
 }
 
@@ -1319,14 +1321,14 @@ func schema_pkg_apis_rollout_v1alpha1_ObjectRef(ref common.ReferenceCallback) co
 					"workloadRef": {
 						SchemaProps: spec.SchemaProps{
 							Description: "WorkloadRef names a Deployment, StatefulSet or DaemonSet in the Rollout's namespace.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.WorkloadRef"),
+							Ref:         ref(v1alpha1.WorkloadRef{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.WorkloadRef"},
+			v1alpha1.WorkloadRef{}.OpenAPIModelName()},
 	}
 }
 
@@ -1435,21 +1437,21 @@ func schema_pkg_apis_rollout_v1alpha1_Rollout(ref common.ReferenceCallback) comm
 						SchemaProps: spec.SchemaProps{
 							Description: "Spec is how the workload is released.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutSpec"),
+							Ref:         ref(v1alpha1.RolloutSpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Status is what the controller observed and did; written through the status subresource.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutStatus"),
+							Ref:         ref(v1alpha1.RolloutStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutSpec", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutStatus", v1.ObjectMeta{}.OpenAPIModelName()},
+			v1alpha1.RolloutSpec{}.OpenAPIModelName(), v1alpha1.RolloutStatus{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -1627,7 +1629,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutAnalysis(ref common.ReferenceCallba
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricCheck"),
+										Ref: ref(v1alpha1.MetricCheck{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -1637,7 +1639,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutAnalysis(ref common.ReferenceCallba
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricCheck"},
+			v1alpha1.MetricCheck{}.OpenAPIModelName()},
 	}
 }
 
@@ -1736,7 +1738,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutList(ref common.ReferenceCallback) 
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.Rollout"),
+										Ref: ref(v1alpha1.Rollout{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -1747,7 +1749,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutList(ref common.ReferenceCallback) 
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.Rollout", v1.ListMeta{}.OpenAPIModelName()},
+			v1alpha1.Rollout{}.OpenAPIModelName(), v1.ListMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -1877,14 +1879,14 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutSpec(ref common.ReferenceCallback) 
 						SchemaProps: spec.SchemaProps{
 							Description: "ObjectRef names the workload whose pod template changes are released by this Rollout.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.ObjectRef"),
+							Ref:         ref(v1alpha1.ObjectRef{}.OpenAPIModelName()),
 						},
 					},
 					"strategy": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Strategy says how a new revision is released.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutStrategy"),
+							Ref:         ref(v1alpha1.RolloutStrategy{}.OpenAPIModelName()),
 						},
 					},
 					"disabled": {
@@ -1907,7 +1909,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutSpec(ref common.ReferenceCallback) 
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.ObjectRef", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutStrategy"},
+			v1alpha1.ObjectRef{}.OpenAPIModelName(), v1alpha1.RolloutStrategy{}.OpenAPIModelName()},
 	}
 }
 
@@ -1928,13 +1930,13 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref common.ReferenceCallback
 					"canaryStatus": {
 						SchemaProps: spec.SchemaProps{
 							Description: "CanaryStatus is the state of a canary release.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStatus"),
+							Ref:         ref(v1alpha1.CanaryStatus{}.OpenAPIModelName()),
 						},
 					},
 					"blueGreenStatus": {
 						SchemaProps: spec.SchemaProps{
 							Description: "BlueGreenStatus is the state of a blue-green release.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.BlueGreenStatus"),
+							Ref:         ref(v1alpha1.BlueGreenStatus{}.OpenAPIModelName()),
 						},
 					},
 					"conditions": {
@@ -1952,7 +1954,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutCondition"),
+										Ref: ref(v1alpha1.RolloutCondition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -1991,13 +1993,13 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref common.ReferenceCallback
 					"pendingAction": {
 						SchemaProps: spec.SchemaProps{
 							Description: "PendingAction is a promote or abort requested through a subresource and not yet carried out; the controller clears it in the same write that acts on it.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutActionRequest"),
+							Ref:         ref(v1alpha1.RolloutActionRequest{}.OpenAPIModelName()),
 						},
 					},
 					"abort": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Abort records why the last release was aborted.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAbortStatus"),
+							Ref:         ref(v1alpha1.RolloutAbortStatus{}.OpenAPIModelName()),
 						},
 					},
 					"analysisResults": {
@@ -2012,7 +2014,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricCheckResult"),
+										Ref: ref(v1alpha1.MetricCheckResult{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2022,7 +2024,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref common.ReferenceCallback
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.BlueGreenStatus", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStatus", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.MetricCheckResult", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutAbortStatus", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutActionRequest", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.RolloutCondition"},
+			v1alpha1.BlueGreenStatus{}.OpenAPIModelName(), v1alpha1.CanaryStatus{}.OpenAPIModelName(), v1alpha1.MetricCheckResult{}.OpenAPIModelName(), v1alpha1.RolloutAbortStatus{}.OpenAPIModelName(), v1alpha1.RolloutActionRequest{}.OpenAPIModelName(), v1alpha1.RolloutCondition{}.OpenAPIModelName()},
 	}
 }
 
@@ -2043,20 +2045,20 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStrategy(ref common.ReferenceCallba
 					"canary": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Canary releases the new revision in batches beside the old one.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStrategy"),
+							Ref:         ref(v1alpha1.CanaryStrategy{}.OpenAPIModelName()),
 						},
 					},
 					"blueGreen": {
 						SchemaProps: spec.SchemaProps{
 							Description: "BlueGreen brings up the new revision beside the old one and then switches traffic.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.BlueGreenStrategy"),
+							Ref:         ref(v1alpha1.BlueGreenStrategy{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.BlueGreenStrategy", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CanaryStrategy"},
+			v1alpha1.BlueGreenStrategy{}.OpenAPIModelName(), v1alpha1.CanaryStrategy{}.OpenAPIModelName()},
 	}
 }
 
@@ -2132,13 +2134,13 @@ func schema_pkg_apis_rollout_v1alpha1_TrafficRoutingRef(ref common.ReferenceCall
 					"ingress": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Ingress routes traffic through an Ingress (NGINX canary annotations).",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.IngressTrafficRouting"),
+							Ref:         ref(v1alpha1.IngressTrafficRouting{}.OpenAPIModelName()),
 						},
 					},
 					"gateway": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Gateway routes traffic through a Gateway API HTTPRoute.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.GatewayTrafficRouting"),
+							Ref:         ref(v1alpha1.GatewayTrafficRouting{}.OpenAPIModelName()),
 						},
 					},
 					"customNetworkRefs": {
@@ -2153,7 +2155,7 @@ func schema_pkg_apis_rollout_v1alpha1_TrafficRoutingRef(ref common.ReferenceCall
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CustomNetworkRef"),
+										Ref: ref(v1alpha1.CustomNetworkRef{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2164,7 +2166,7 @@ func schema_pkg_apis_rollout_v1alpha1_TrafficRoutingRef(ref common.ReferenceCall
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.CustomNetworkRef", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.GatewayTrafficRouting", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.IngressTrafficRouting"},
+			v1alpha1.CustomNetworkRef{}.OpenAPIModelName(), v1alpha1.GatewayTrafficRouting{}.OpenAPIModelName(), v1alpha1.IngressTrafficRouting{}.OpenAPIModelName()},
 	}
 }
 
@@ -2185,7 +2187,7 @@ func schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref common.Referenc
 					"requestHeaderModifier": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RequestHeaderModifier changes the headers of requests routed to the new revision (Gateway API HTTPHeaderFilter shape).",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderFilter"),
+							Ref:         ref(v1alpha1.HTTPHeaderFilter{}.OpenAPIModelName()),
 						},
 					},
 					"matches": {
@@ -2200,7 +2202,7 @@ func schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref common.Referenc
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HttpRouteMatch"),
+										Ref: ref(v1alpha1.HttpRouteMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2210,7 +2212,7 @@ func schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref common.Referenc
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1.HttpRouteMatch"},
+			v1alpha1.HTTPHeaderFilter{}.OpenAPIModelName(), v1alpha1.HttpRouteMatch{}.OpenAPIModelName()},
 	}
 }
 
@@ -2412,7 +2414,7 @@ func schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref common.ReferenceCallb
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep"),
+										Ref: ref(v1beta1.CanaryStep{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2430,7 +2432,7 @@ func schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref common.ReferenceCallb
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef"),
+										Ref: ref(v1beta1.TrafficRoutingRef{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2452,14 +2454,14 @@ func schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref common.ReferenceCallb
 					"analysis": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Analysis is the metric checks run at every step that has none of its own.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis"),
+							Ref:         ref(v1beta1.RolloutAnalysis{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
+			v1beta1.CanaryStep{}.OpenAPIModelName(), v1beta1.RolloutAnalysis{}.OpenAPIModelName(), v1beta1.TrafficRoutingRef{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -2621,7 +2623,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStep(ref common.ReferenceCallback) co
 					"requestHeaderModifier": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RequestHeaderModifier changes the headers of requests routed to the new revision (Gateway API HTTPHeaderFilter shape).",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderFilter"),
+							Ref:         ref(v1beta1.HTTPHeaderFilter{}.OpenAPIModelName()),
 						},
 					},
 					"matches": {
@@ -2636,7 +2638,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStep(ref common.ReferenceCallback) co
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HttpRouteMatch"),
+										Ref: ref(v1beta1.HttpRouteMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2652,20 +2654,20 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStep(ref common.ReferenceCallback) co
 						SchemaProps: spec.SchemaProps{
 							Description: "Pause after the step is ready. Without a duration the step waits for promote.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.StepPause"),
+							Ref:         ref(v1beta1.StepPause{}.OpenAPIModelName()),
 						},
 					},
 					"analysis": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Analysis overrides the strategy's metric checks for this step.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis"),
+							Ref:         ref(v1beta1.RolloutAnalysis{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HttpRouteMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.StepPause", intstr.IntOrString{}.OpenAPIModelName()},
+			v1beta1.HTTPHeaderFilter{}.OpenAPIModelName(), v1beta1.HttpRouteMatch{}.OpenAPIModelName(), v1beta1.RolloutAnalysis{}.OpenAPIModelName(), v1beta1.StepPause{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -2688,7 +2690,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep"),
+										Ref: ref(v1beta1.CanaryStep{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2706,7 +2708,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef"),
+										Ref: ref(v1beta1.TrafficRoutingRef{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2721,7 +2723,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref common.ReferenceCallback
 					"patchPodTemplateMetadata": {
 						SchemaProps: spec.SchemaProps{
 							Description: "PatchPodTemplateMetadata adds labels and annotations to the pods of the new revision.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PatchPodTemplateMetadata"),
+							Ref:         ref(v1beta1.PatchPodTemplateMetadata{}.OpenAPIModelName()),
 						},
 					},
 					"enableExtraWorkloadForCanary": {
@@ -2741,14 +2743,14 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStrategy(ref common.ReferenceCallback
 					"analysis": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Analysis is the metric checks run at every step that has none of its own.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis"),
+							Ref:         ref(v1beta1.RolloutAnalysis{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStep", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PatchPodTemplateMetadata", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAnalysis", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.TrafficRoutingRef", intstr.IntOrString{}.OpenAPIModelName()},
+			v1beta1.CanaryStep{}.OpenAPIModelName(), v1beta1.PatchPodTemplateMetadata{}.OpenAPIModelName(), v1beta1.RolloutAnalysis{}.OpenAPIModelName(), v1beta1.TrafficRoutingRef{}.OpenAPIModelName(), intstr.IntOrString{}.OpenAPIModelName()},
 	}
 }
 
@@ -2938,7 +2940,7 @@ func schema_pkg_apis_rollout_v1beta1_HTTPHeaderFilter(ref common.ReferenceCallba
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeader"),
+										Ref: ref(v1beta1.HTTPHeader{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2956,7 +2958,7 @@ func schema_pkg_apis_rollout_v1beta1_HTTPHeaderFilter(ref common.ReferenceCallba
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeader"),
+										Ref: ref(v1beta1.HTTPHeader{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -2985,7 +2987,7 @@ func schema_pkg_apis_rollout_v1beta1_HTTPHeaderFilter(ref common.ReferenceCallba
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeader"},
+			v1beta1.HTTPHeader{}.OpenAPIModelName()},
 	}
 }
 
@@ -3100,7 +3102,7 @@ func schema_pkg_apis_rollout_v1beta1_HttpRouteMatch(ref common.ReferenceCallback
 					"path": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Path to match.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPPathMatch"),
+							Ref:         ref(v1beta1.HTTPPathMatch{}.OpenAPIModelName()),
 						},
 					},
 					"headers": {
@@ -3115,7 +3117,7 @@ func schema_pkg_apis_rollout_v1beta1_HttpRouteMatch(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderMatch"),
+										Ref: ref(v1beta1.HTTPHeaderMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -3133,7 +3135,7 @@ func schema_pkg_apis_rollout_v1beta1_HttpRouteMatch(ref common.ReferenceCallback
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPQueryParamMatch"),
+										Ref: ref(v1beta1.HTTPQueryParamMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -3143,7 +3145,7 @@ func schema_pkg_apis_rollout_v1beta1_HttpRouteMatch(ref common.ReferenceCallback
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPPathMatch", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPQueryParamMatch"},
+			v1beta1.HTTPHeaderMatch{}.OpenAPIModelName(), v1beta1.HTTPPathMatch{}.OpenAPIModelName(), v1beta1.HTTPQueryParamMatch{}.OpenAPIModelName()},
 	}
 }
 
@@ -3215,13 +3217,13 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheck(ref common.ReferenceCallback) c
 						SchemaProps: spec.SchemaProps{
 							Description: "Provider is where the metric comes from.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricProvider"),
+							Ref:         ref(v1beta1.MetricProvider{}.OpenAPIModelName()),
 						},
 					},
 					"thresholdRange": {
 						SchemaProps: spec.SchemaProps{
 							Description: "ThresholdRange passes a measurement whose value is within [min, max].",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ThresholdRange"),
+							Ref:         ref(v1beta1.ThresholdRange{}.OpenAPIModelName()),
 						},
 					},
 					"successCondition": {
@@ -3236,7 +3238,7 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheck(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricProvider", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ThresholdRange", v1.Duration{}.OpenAPIModelName()},
+			v1beta1.MetricProvider{}.OpenAPIModelName(), v1beta1.ThresholdRange{}.OpenAPIModelName(), v1.Duration{}.OpenAPIModelName()},
 	}
 }
 
@@ -3344,14 +3346,14 @@ func schema_pkg_apis_rollout_v1beta1_MetricProvider(ref common.ReferenceCallback
 					"prometheus": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Prometheus queries a Prometheus server.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PrometheusMetric"),
+							Ref:         ref(v1beta1.PrometheusMetric{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.PrometheusMetric"},
+			v1beta1.PrometheusMetric{}.OpenAPIModelName()},
 	}
 }
 
@@ -3498,21 +3500,21 @@ func schema_pkg_apis_rollout_v1beta1_Rollout(ref common.ReferenceCallback) commo
 						SchemaProps: spec.SchemaProps{
 							Description: "Spec is how the workload is released.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutSpec"),
+							Ref:         ref(v1beta1.RolloutSpec{}.OpenAPIModelName()),
 						},
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Status is what the controller observed and did; written through the status subresource.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutStatus"),
+							Ref:         ref(v1beta1.RolloutStatus{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutSpec", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutStatus", v1.ObjectMeta{}.OpenAPIModelName()},
+			v1beta1.RolloutSpec{}.OpenAPIModelName(), v1beta1.RolloutStatus{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -3690,7 +3692,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutAnalysis(ref common.ReferenceCallbac
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricCheck"),
+										Ref: ref(v1beta1.MetricCheck{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -3700,7 +3702,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutAnalysis(ref common.ReferenceCallbac
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricCheck"},
+			v1beta1.MetricCheck{}.OpenAPIModelName()},
 	}
 }
 
@@ -3799,7 +3801,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutList(ref common.ReferenceCallback) c
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.Rollout"),
+										Ref: ref(v1beta1.Rollout{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -3810,7 +3812,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutList(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.Rollout", v1.ListMeta{}.OpenAPIModelName()},
+			v1beta1.Rollout{}.OpenAPIModelName(), v1.ListMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -3940,14 +3942,14 @@ func schema_pkg_apis_rollout_v1beta1_RolloutSpec(ref common.ReferenceCallback) c
 						SchemaProps: spec.SchemaProps{
 							Description: "WorkloadRef names the workload (Deployment, StatefulSet or DaemonSet in the Rollout's namespace) whose pod template changes are released by this Rollout.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ObjectRef"),
+							Ref:         ref(v1beta1.ObjectRef{}.OpenAPIModelName()),
 						},
 					},
 					"strategy": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Strategy says how a new revision is released.",
 							Default:     map[string]interface{}{},
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutStrategy"),
+							Ref:         ref(v1beta1.RolloutStrategy{}.OpenAPIModelName()),
 						},
 					},
 					"disabled": {
@@ -3970,7 +3972,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutSpec(ref common.ReferenceCallback) c
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ObjectRef", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutStrategy"},
+			v1beta1.ObjectRef{}.OpenAPIModelName(), v1beta1.RolloutStrategy{}.OpenAPIModelName()},
 	}
 }
 
@@ -3991,13 +3993,13 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref common.ReferenceCallback)
 					"canaryStatus": {
 						SchemaProps: spec.SchemaProps{
 							Description: "CanaryStatus is the state of a canary release.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStatus"),
+							Ref:         ref(v1beta1.CanaryStatus{}.OpenAPIModelName()),
 						},
 					},
 					"blueGreenStatus": {
 						SchemaProps: spec.SchemaProps{
 							Description: "BlueGreenStatus is the state of a blue-green release.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.BlueGreenStatus"),
+							Ref:         ref(v1beta1.BlueGreenStatus{}.OpenAPIModelName()),
 						},
 					},
 					"conditions": {
@@ -4015,7 +4017,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref common.ReferenceCallback)
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutCondition"),
+										Ref: ref(v1beta1.RolloutCondition{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -4054,13 +4056,13 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref common.ReferenceCallback)
 					"pendingAction": {
 						SchemaProps: spec.SchemaProps{
 							Description: "PendingAction is a promote or abort requested through a subresource and not yet carried out; the controller clears it in the same write that acts on it.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutActionRequest"),
+							Ref:         ref(v1beta1.RolloutActionRequest{}.OpenAPIModelName()),
 						},
 					},
 					"abort": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Abort records why the last release was aborted.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAbortStatus"),
+							Ref:         ref(v1beta1.RolloutAbortStatus{}.OpenAPIModelName()),
 						},
 					},
 					"analysisResults": {
@@ -4075,7 +4077,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref common.ReferenceCallback)
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricCheckResult"),
+										Ref: ref(v1beta1.MetricCheckResult{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -4085,7 +4087,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref common.ReferenceCallback)
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.BlueGreenStatus", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStatus", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.MetricCheckResult", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutAbortStatus", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutActionRequest", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.RolloutCondition"},
+			v1beta1.BlueGreenStatus{}.OpenAPIModelName(), v1beta1.CanaryStatus{}.OpenAPIModelName(), v1beta1.MetricCheckResult{}.OpenAPIModelName(), v1beta1.RolloutAbortStatus{}.OpenAPIModelName(), v1beta1.RolloutActionRequest{}.OpenAPIModelName(), v1beta1.RolloutCondition{}.OpenAPIModelName()},
 	}
 }
 
@@ -4106,20 +4108,20 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStrategy(ref common.ReferenceCallbac
 					"canary": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Canary releases the new revision in batches beside the old one.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStrategy"),
+							Ref:         ref(v1beta1.CanaryStrategy{}.OpenAPIModelName()),
 						},
 					},
 					"blueGreen": {
 						SchemaProps: spec.SchemaProps{
 							Description: "BlueGreen brings up the new revision beside the old one and then switches traffic.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.BlueGreenStrategy"),
+							Ref:         ref(v1beta1.BlueGreenStrategy{}.OpenAPIModelName()),
 						},
 					},
 				},
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.BlueGreenStrategy", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.CanaryStrategy"},
+			v1beta1.BlueGreenStrategy{}.OpenAPIModelName(), v1beta1.CanaryStrategy{}.OpenAPIModelName()},
 	}
 }
 
@@ -4195,13 +4197,13 @@ func schema_pkg_apis_rollout_v1beta1_TrafficRoutingRef(ref common.ReferenceCallb
 					"ingress": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Ingress routes traffic through an Ingress (NGINX canary annotations).",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.IngressTrafficRouting"),
+							Ref:         ref(v1beta1.IngressTrafficRouting{}.OpenAPIModelName()),
 						},
 					},
 					"gateway": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Gateway routes traffic through a Gateway API HTTPRoute.",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.GatewayTrafficRouting"),
+							Ref:         ref(v1beta1.GatewayTrafficRouting{}.OpenAPIModelName()),
 						},
 					},
 					"customNetworkRefs": {
@@ -4216,7 +4218,7 @@ func schema_pkg_apis_rollout_v1beta1_TrafficRoutingRef(ref common.ReferenceCallb
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ObjectRef"),
+										Ref: ref(v1beta1.ObjectRef{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -4227,7 +4229,7 @@ func schema_pkg_apis_rollout_v1beta1_TrafficRoutingRef(ref common.ReferenceCallb
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.GatewayTrafficRouting", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.IngressTrafficRouting", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.ObjectRef"},
+			v1beta1.GatewayTrafficRouting{}.OpenAPIModelName(), v1beta1.IngressTrafficRouting{}.OpenAPIModelName(), v1beta1.ObjectRef{}.OpenAPIModelName()},
 	}
 }
 
@@ -4248,7 +4250,7 @@ func schema_pkg_apis_rollout_v1beta1_TrafficRoutingStrategy(ref common.Reference
 					"requestHeaderModifier": {
 						SchemaProps: spec.SchemaProps{
 							Description: "RequestHeaderModifier changes the headers of requests routed to the new revision (Gateway API HTTPHeaderFilter shape).",
-							Ref:         ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderFilter"),
+							Ref:         ref(v1beta1.HTTPHeaderFilter{}.OpenAPIModelName()),
 						},
 					},
 					"matches": {
@@ -4263,7 +4265,7 @@ func schema_pkg_apis_rollout_v1beta1_TrafficRoutingStrategy(ref common.Reference
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
 									SchemaProps: spec.SchemaProps{
-										Ref: ref("github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HttpRouteMatch"),
+										Ref: ref(v1beta1.HttpRouteMatch{}.OpenAPIModelName()),
 									},
 								},
 							},
@@ -4273,7 +4275,7 @@ func schema_pkg_apis_rollout_v1beta1_TrafficRoutingStrategy(ref common.Reference
 			},
 		},
 		Dependencies: []string{
-			"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HTTPHeaderFilter", "github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1.HttpRouteMatch"},
+			v1beta1.HTTPHeaderFilter{}.OpenAPIModelName(), v1beta1.HttpRouteMatch{}.OpenAPIModelName()},
 	}
 }
 
