@@ -4,6 +4,7 @@ package apiserver
 
 import (
 	"fmt"
+	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -24,6 +25,9 @@ type Config struct {
 type ExtraConfig struct {
 	// PostStartHooks run once the server is serving, e.g. the controller.
 	PostStartHooks map[string]genericapiserver.PostStartHookFunc
+	// NonAPIHandlers are served beside the API on the same port, keyed by
+	// path, e.g. the workload admission webhook.
+	NonAPIHandlers map[string]http.Handler
 }
 
 // CompletedConfig is a Config with every default filled in.
@@ -61,6 +65,9 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("installing API group %s: %w", rollout.GroupName, err)
 	}
 
+	for path, handler := range c.ExtraConfig.NonAPIHandlers {
+		generic.Handler.NonGoRestfulMux.Handle(path, handler)
+	}
 	for name, hook := range c.ExtraConfig.PostStartHooks {
 		if err := generic.AddPostStartHook(name, hook); err != nil {
 			return nil, fmt.Errorf("adding post-start hook %s: %w", name, err)

@@ -15,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,11 +23,80 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/internal/fakecluster"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 	rolloutfake "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned/fake"
 	rolloutlisters "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/listers/rollout/v1beta1"
 )
+
+const namespace = "default"
+
+func template(app, image string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: image}}},
+	}
+}
+
+func newRollout(name, kind, workloadName string) *v1beta1.Rollout {
+	one := intstr.FromInt32(1)
+	return &v1beta1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: v1beta1.RolloutSpec{
+			WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: kind, Name: workloadName},
+			Strategy:    v1beta1.RolloutStrategy{Canary: &v1beta1.CanaryStrategy{Steps: []v1beta1.CanaryStep{{Replicas: &one}}}},
+		},
+	}
+}
+
+func newDeployment(name, image string, replicas int32, maxSurge, maxUnavailable string) *appsv1.Deployment {
+	surge, unavailable := intstr.Parse(maxSurge), intstr.Parse(maxUnavailable)
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{v1beta1.WorkloadControlLabel: "true"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: template(name, image),
+			Strategy: appsv1.DeploymentStrategy{
+				Type:          appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable},
+			},
+		},
+	}
+}
+
+func newStatefulSet(name, image string, replicas int32) *appsv1.StatefulSet {
+	zero := int32(0)
+	return &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: template(name, image),
+			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{
+				Type:          appsv1.RollingUpdateStatefulSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &zero},
+			},
+		},
+	}
+}
+
+func newDaemonSet(name, image string, maxUnavailable string) *appsv1.DaemonSet {
+	unavailable := intstr.Parse(maxUnavailable)
+	return &appsv1.DaemonSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: template(name, image),
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{
+				Type:          appsv1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &unavailable},
+			},
+		},
+	}
+}
 
 func listerOf(t *testing.T, rollouts ...*v1beta1.Rollout) rolloutlisters.RolloutLister {
 	t.Helper()
@@ -49,7 +119,7 @@ func request(t *testing.T, kind string, oldObj, newObj runtime.Object) *admissio
 		UID:       types.UID("req-1"),
 		Kind:      metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind},
 		Resource:  metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: strings.ToLower(kind) + "s"},
-		Namespace: fakecluster.Namespace,
+		Namespace: namespace,
 		Operation: admissionv1.Update,
 		Object:    raw(t, newObj),
 		OldObject: raw(t, oldObj),
@@ -74,7 +144,7 @@ func apply(t *testing.T, req *admissionv1.AdmissionRequest, resp *admissionv1.Ad
 
 func TestAdmitHoldsEachKind(t *testing.T) {
 	rollout := func(kind, name string) *v1beta1.Rollout {
-		return fakecluster.NewRollout("ro-"+name, kind, name, fakecluster.Step("1", -1))
+		return newRollout("ro-"+name, kind, name)
 	}
 	h := NewHandler(listerOf(t,
 		rollout(v1beta1.KindDeployment, "web"),
@@ -84,7 +154,7 @@ func TestAdmitHoldsEachKind(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Deployment", func(t *testing.T) {
-		old := fakecluster.NewDeployment("web", "v1", 4, "25%", "0")
+		old := newDeployment("web", "v1", 4, "25%", "0")
 		updated := old.DeepCopy()
 		updated.Spec.Template.Spec.Containers[0].Image = "v2"
 		req := request(t, "Deployment", old, updated)
@@ -102,7 +172,7 @@ func TestAdmitHoldsEachKind(t *testing.T) {
 	})
 
 	t.Run("StatefulSet", func(t *testing.T) {
-		old := fakecluster.NewStatefulSet("db", "v1", 5)
+		old := newStatefulSet("db", "v1", 5)
 		old.Annotations = map[string]string{"other": "kept"}
 		updated := old.DeepCopy()
 		updated.Spec.Template.Spec.Containers[0].Image = "v2"
@@ -115,7 +185,7 @@ func TestAdmitHoldsEachKind(t *testing.T) {
 	})
 
 	t.Run("DaemonSet", func(t *testing.T) {
-		old := fakecluster.NewDaemonSet("agent", "v1", "1")
+		old := newDaemonSet("agent", "v1", "1")
 		updated := old.DeepCopy()
 		updated.Spec.Template.Spec.Containers[0].Image = "v2"
 		req := request(t, "DaemonSet", old, updated)
@@ -130,17 +200,17 @@ func TestAdmitHoldsEachKind(t *testing.T) {
 
 func TestAdmitDecisions(t *testing.T) {
 	ctx := context.Background()
-	active := fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web", fakecluster.Step("1", -1))
+	active := newRollout("ro", v1beta1.KindDeployment, "web")
 	disabled := active.DeepCopy()
 	disabled.Spec.Disabled = true
 	deleting := active.DeepCopy()
 	now := metav1.Now()
 	deleting.DeletionTimestamp = &now
-	otherName := fakecluster.NewRollout("ro", v1beta1.KindDeployment, "api", fakecluster.Step("1", -1))
+	otherName := newRollout("ro", v1beta1.KindDeployment, "api")
 	otherGroup := active.DeepCopy()
 	otherGroup.Spec.WorkloadRef.APIVersion = "apps.kruise.io/v1alpha1"
 
-	old := fakecluster.NewDeployment("web", "v1", 4, "25%", "25%")
+	old := newDeployment("web", "v1", 4, "25%", "25%")
 	newImage := old.DeepCopy()
 	newImage.Spec.Template.Spec.Containers[0].Image = "v2"
 	newID := old.DeepCopy()
@@ -183,8 +253,8 @@ func TestAdmitDecisions(t *testing.T) {
 
 func TestAdmitKeepsHoldDuringRelease(t *testing.T) {
 	ctx := context.Background()
-	h := NewHandler(listerOf(t, fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web", fakecluster.Step("1", -1))), nil, nil)
-	original := fakecluster.NewDeployment("web", "v1", 4, "25%", "25%")
+	h := NewHandler(listerOf(t, newRollout("ro", v1beta1.KindDeployment, "web")), nil, nil)
+	original := newDeployment("web", "v1", 4, "25%", "25%")
 	held := original.DeepCopy()
 	held.Spec.Template.Spec.Containers[0].Image = "v2"
 	_, err := workload.HoldDeployment(original, held)
@@ -228,8 +298,8 @@ func TestAdmitKeepsHoldDuringRelease(t *testing.T) {
 
 func TestAdmitLeavesControllerPartitionAlone(t *testing.T) {
 	ctx := context.Background()
-	h := NewHandler(listerOf(t, fakecluster.NewRollout("ro", v1beta1.KindStatefulSet, "db", fakecluster.Step("1", -1))), nil, nil)
-	original := fakecluster.NewStatefulSet("db", "v1", 5)
+	h := NewHandler(listerOf(t, newRollout("ro", v1beta1.KindStatefulSet, "db")), nil, nil)
+	original := newStatefulSet("db", "v1", 5)
 	held := original.DeepCopy()
 	held.Spec.Template.Spec.Containers[0].Image = "v2"
 	_, err := workload.HoldStatefulSet(original, held, true)
@@ -244,7 +314,7 @@ func TestAdmitLeavesControllerPartitionAlone(t *testing.T) {
 
 func TestAdmitCacheNotSynced(t *testing.T) {
 	ctx := context.Background()
-	old := fakecluster.NewDeployment("web", "v1", 4, "25%", "25%")
+	old := newDeployment("web", "v1", 4, "25%", "25%")
 	updated := old.DeepCopy()
 	updated.Spec.Template.Spec.Containers[0].Image = "v2"
 
@@ -254,7 +324,7 @@ func TestAdmitCacheNotSynced(t *testing.T) {
 	require.NotNil(t, resp.Result)
 	assert.Equal(t, int32(503), resp.Result.Code)
 
-	client := rolloutfake.NewClientset(fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web", fakecluster.Step("1", -1)))
+	client := rolloutfake.NewClientset(newRollout("ro", v1beta1.KindDeployment, "web"))
 	h = NewHandler(listerOf(t), func() bool { return false }, client)
 	req := request(t, "Deployment", old, updated)
 	var got appsv1.Deployment
@@ -278,8 +348,8 @@ func TestAdmitIgnoresOtherRequests(t *testing.T) {
 }
 
 func TestServeHTTP(t *testing.T) {
-	h := NewHandler(listerOf(t, fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web", fakecluster.Step("1", -1))), nil, nil)
-	old := fakecluster.NewDeployment("web", "v1", 4, "25%", "25%")
+	h := NewHandler(listerOf(t, newRollout("ro", v1beta1.KindDeployment, "web")), nil, nil)
+	old := newDeployment("web", "v1", 4, "25%", "25%")
 	updated := old.DeepCopy()
 	updated.Spec.Template.Spec.Containers[0].Image = "v2"
 	review := admissionv1.AdmissionReview{

@@ -22,6 +22,7 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	generatedopenapi "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/openapi"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
 )
 
 // etcdPathPrefix is where rollouts live in etcd; distinct from kube-apiserver's
@@ -80,8 +81,12 @@ func NewServerOptions() *ServerOptions {
 	// Objects are stored as v1beta1 whatever version a client used.
 	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
-	// An empty server list selects the embedded etcd (see Complete).
+	// An empty server list selects the embedded etcd (see Validate).
 	o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = nil
+	// kube-apiserver calls the workload webhook without credentials; the
+	// webhook only answers whether to hold a workload, so it needs none.
+	o.RecommendedOptions.Authorization.AlwaysAllowPaths = append(
+		o.RecommendedOptions.Authorization.AlwaysAllowPaths, webhook.Path)
 	return o
 }
 

@@ -3,12 +3,21 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/util/compatibility"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/embeddedetcd"
 )
 
@@ -111,5 +120,65 @@ func NewServer(o *ServerOptions) (*apiserver.Server, error) {
 		return nil, err
 	}
 	cfg := &apiserver.Config{GenericConfig: genericConfig}
+	if o.Controller.Enabled {
+		if err := addController(o, cfg); err != nil {
+			return nil, err
+		}
+	}
 	return cfg.Complete().New()
+}
+
+// addController builds the release controller and the workload webhook, and
+// adds them to the server: the controller starts from a post-start hook, once
+// the server serves the Rollouts it watches through the loopback client.
+func addController(o *ServerOptions, cfg *apiserver.Config) error {
+	hostConfig := cfg.GenericConfig.ClientConfig
+	if hostConfig == nil {
+		return fmt.Errorf("the controller needs the host cluster: set --kubeconfig, run in a cluster, or pass --enable-controller=false")
+	}
+	kubeClient, err := kubernetes.NewForConfig(rest.CopyConfig(hostConfig))
+	if err != nil {
+		return fmt.Errorf("building host cluster client: %w", err)
+	}
+	loopback := rest.CopyConfig(cfg.GenericConfig.LoopbackClientConfig)
+	rolloutClient, err := versioned.NewForConfig(loopback)
+	if err != nil {
+		return fmt.Errorf("building loopback rollout client: %w", err)
+	}
+	identity, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("reading hostname for the leader election identity: %w", err)
+	}
+	ctrl, err := controller.New(controller.Config{
+		RolloutClient: rolloutClient,
+		KubeClient:    kubeClient,
+		Workers:       o.Controller.Workers,
+		LeaderElection: controller.LeaderElectionConfig{
+			Enabled:       o.Controller.LeaderElect,
+			Namespace:     o.Controller.LeaseNS,
+			Name:          o.Controller.LeaseName,
+			LeaseDuration: o.Controller.LeaseDuration,
+			RenewDeadline: o.Controller.RenewDeadline,
+			RetryPeriod:   o.Controller.RetryPeriod,
+			Identity:      identity + "_" + string(uuid.NewUUID()),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("building the rollout controller: %w", err)
+	}
+	extra := &cfg.ExtraConfig
+	extra.NonAPIHandlers = map[string]http.Handler{
+		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, rolloutClient),
+	}
+	extra.PostStartHooks = map[string]genericapiserver.PostStartHookFunc{
+		"start-rollout-controller": func(hookCtx genericapiserver.PostStartHookContext) error {
+			go func() {
+				if err := ctrl.Run(hookCtx); err != nil {
+					klog.ErrorS(err, "Rollout controller stopped")
+				}
+			}()
+			return nil
+		},
+	}
+	return nil
 }

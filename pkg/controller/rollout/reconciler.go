@@ -292,7 +292,9 @@ func (r *Reconciler) syncIdle(ctx context.Context, p *pass) error {
 		p.event(corev1.EventTypeNormal, "Healthy", "%s %s runs revision %s; waiting for a new revision", ref.Kind, ref.Name, info.StableRevision)
 	}
 	st.Phase = v1beta1.RolloutPhaseHealthy
-	st.Message = fmt.Sprintf("%s %s runs revision %s (%d/%d pods ready)", ref.Kind, ref.Name, info.StableRevision, info.Stable.Ready, info.Replicas)
+	// No pod counts here: a message that changed with every pod would cost a
+	// status write per pod event of every idle workload.
+	st.Message = fmt.Sprintf("%s %s runs revision %s; waiting for a new revision", ref.Kind, ref.Name, info.StableRevision)
 	return nil
 }
 
