@@ -16,9 +16,9 @@ import (
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/embeddedetcd"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/embeddedetcd"
 )
 
 // NewCommand returns the server's command; it runs until ctx is done.
