@@ -178,7 +178,10 @@ func New(cfg Config) (*Controller, error) {
 	if err := rolloutscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("controller: building event scheme: %w", err)
 	}
-	broadcaster := record.NewBroadcaster()
+	// The default spam filter lets 25 events per object through and then one
+	// per five minutes, which silences the second half of a release; a release
+	// records a handful of events per step, so allow bursts and one a second.
+	broadcaster := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 200, QPS: 1}))
 	recorder := broadcaster.NewRecorder(scheme, corev1.EventSource{Component: ComponentName})
 
 	c := &Controller{

@@ -145,8 +145,11 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 	}
 	cs := st.CanaryStatus
 	reason := progressingReason(st)
-	if p.ro.Spec.Disabled || st.Phase != v1beta1.RolloutPhaseProgressing || cs == nil ||
-		reason == v1beta1.ProgressingReasonFinalising || reason == v1beta1.ProgressingReasonCancelling {
+	// An abort still rolls back a release that is finalising (its pods may not
+	// all be on the new revision yet); a promote has nothing left to do there.
+	ending := reason == v1beta1.ProgressingReasonCancelling ||
+		(reason == v1beta1.ProgressingReasonFinalising && action.Type != v1beta1.RolloutActionAbort)
+	if p.ro.Spec.Disabled || st.Phase != v1beta1.RolloutPhaseProgressing || cs == nil || ending {
 		p.event(corev1.EventTypeWarning, "ActionIgnored", "%s requested by %s ignored: no release is in progress any more", action.Type, who)
 		return
 	}

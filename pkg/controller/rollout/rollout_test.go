@@ -267,7 +267,6 @@ func TestPromoteIsAppliedExactlyOnce(t *testing.T) {
 	e.sync()
 	e.settle()
 	assert.Equal(t, int32(3), e.ro().Status.CurrentStepIndex)
-	e.c.Unready["irrelevant"] = 0
 }
 
 func TestPromoteFull(t *testing.T) {
@@ -348,6 +347,65 @@ func TestAbortRollsBack(t *testing.T) {
 	assert.True(t, e.hadEvent("Aborted"))
 	assert.True(t, e.hadEvent("WorkloadRolledBack"))
 	assert.NotNil(t, ro.Status.Abort, "the abort stays on record")
+}
+
+// TestStaleWorkloadCacheStartsNothing: right after the controller hands a
+// workload back, the workload cache may still show it held; the Rollout
+// must not take that for a new release.
+func TestStaleWorkloadCacheStartsNothing(t *testing.T) {
+	e := newEnv(t, webRollout(), webDeployment())
+	e.startRelease()
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionAbort, StepIndex: 1})
+	ctx := context.Background()
+	for range 10 {
+		_, err := e.r.Sync(ctx, fakecluster.Namespace+"/ro")
+		require.NoError(t, err)
+		// Only the Rollout cache moves on; the Deployment cache stays behind.
+		e.c.RefreshRollouts()
+		if e.ro().Status.Phase != v1beta1.RolloutPhaseProgressing {
+			break
+		}
+		if e.ro().Status.CanaryStatus.FinalisingStep == v1beta1.FinalisingStepResumeWorkload {
+			e.c.Refresh() // the rollback must be seen before the hand-back
+		}
+	}
+	for range 3 {
+		_, err := e.r.Sync(ctx, fakecluster.Namespace+"/ro")
+		require.NoError(t, err)
+		e.c.RefreshRollouts()
+	}
+	ro := e.ro()
+	assert.Equal(t, v1beta1.RolloutPhaseHealthy, ro.Status.Phase, "no release starts from a stale cache")
+	e.c.Refresh()
+	e.settle()
+	ro = e.ro()
+	assert.Equal(t, v1beta1.RolloutPhaseHealthy, ro.Status.Phase)
+	assert.Equal(t, v1beta1.ProgressingReasonAborted, condition(ro, v1beta1.RolloutConditionProgressing).Reason)
+	assert.Equal(t, "v1", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image)
+}
+
+func TestAbortWhileFinalising(t *testing.T) {
+	d := webDeployment()
+	e := newEnv(t, webRollout(), d)
+	e.startRelease()
+	// One new pod never becomes ready, so bringing every pod over never ends.
+	e.c.Unready[e.ro().Status.CanaryStatus.CanaryRevision] = 1
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1, Full: true})
+	e.settle()
+	ro := e.ro()
+	require.Equal(t, v1beta1.ProgressingReasonFinalising, condition(ro, v1beta1.RolloutConditionProgressing).Reason)
+	require.Equal(t, v1beta1.FinalisingStepResumeWorkload, ro.Status.CanaryStatus.FinalisingStep)
+
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionAbort, StepIndex: 3, Reason: "stuck"})
+	e.settle()
+	ro = e.ro()
+	require.NotNil(t, ro.Status.Abort)
+	assert.Equal(t, v1beta1.RolloutPhaseHealthy, ro.Status.Phase)
+	assert.Equal(t, v1beta1.ProgressingReasonAborted, condition(ro, v1beta1.RolloutConditionProgressing).Reason)
+	got := e.c.Deployment("web")
+	assert.Equal(t, "v1", got.Spec.Template.Spec.Containers[0].Image)
+	assert.False(t, got.Spec.Paused)
+	assert.Equal(t, d.Spec.Strategy, got.Spec.Strategy)
 }
 
 func TestRevertCancels(t *testing.T) {

@@ -27,9 +27,10 @@ import (
 // The values the hold replaced are saved, as JSON, in the annotation
 // rollout.kruise.io/original-strategy, whose presence marks the workload as
 // held. Releasing the workload writes them back exactly and removes the
-// annotation. A change a user makes to a held field during a release is
-// recorded as the new original (it is what the user wants once the release is
-// over) and the hold is put back.
+// annotation. A change a user makes to a held field of a workload that was
+// already held is recorded as the new original (it is what the user wants once
+// the release is over) and the hold is put back. A write that puts the hold
+// on (the controller holding again) carries its own record, which is kept.
 
 // HoldAnnotation marks a held workload and saves what the hold replaced.
 const HoldAnnotation = v1beta1.WorkloadOriginalStrategyAnnotation
@@ -128,7 +129,7 @@ func HoldDeployment(old, d *appsv1.Deployment) (bool, error) {
 	switch {
 	case !readOriginal(d, objOrNil(old), &orig):
 		orig = DeploymentOriginal{Paused: d.Spec.Paused, Strategy: *d.Spec.Strategy.DeepCopy()}
-	case old != nil:
+	case old != nil && IsHeld(old):
 		if d.Spec.Paused != old.Spec.Paused {
 			orig.Paused = d.Spec.Paused
 		}
@@ -197,7 +198,7 @@ func HoldStatefulSet(old, s *appsv1.StatefulSet, restart bool) (bool, error) {
 	switch {
 	case !found:
 		orig = StatefulSetOriginal{UpdateStrategy: *s.Spec.UpdateStrategy.DeepCopy()}
-	case old != nil && s.Spec.UpdateStrategy.Type != old.Spec.UpdateStrategy.Type:
+	case old != nil && IsHeld(old) && s.Spec.UpdateStrategy.Type != old.Spec.UpdateStrategy.Type:
 		orig.UpdateStrategy = *s.Spec.UpdateStrategy.DeepCopy()
 	}
 
@@ -255,7 +256,7 @@ func HoldDaemonSet(old, ds *appsv1.DaemonSet) (bool, error) {
 	switch {
 	case !readOriginal(ds, objOrNil(old), &orig):
 		orig = DaemonSetOriginal{UpdateStrategy: *ds.Spec.UpdateStrategy.DeepCopy()}
-	case old != nil && !apiequality.Semantic.DeepEqual(ds.Spec.UpdateStrategy, old.Spec.UpdateStrategy):
+	case old != nil && IsHeld(old) && !apiequality.Semantic.DeepEqual(ds.Spec.UpdateStrategy, old.Spec.UpdateStrategy):
 		orig.UpdateStrategy = *ds.Spec.UpdateStrategy.DeepCopy()
 	}
 	changed := false

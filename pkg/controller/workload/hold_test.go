@@ -85,6 +85,40 @@ func TestHoldDeploymentKeepsUserIntent(t *testing.T) {
 	assert.True(t, OriginalOfDeployment(replaced).Paused)
 }
 
+// TestHoldPassesTheControllersOwnHold: the controller holding a workload
+// again goes through the webhook too; its record must survive.
+func TestHoldPassesTheControllersOwnHold(t *testing.T) {
+	released := rollingDeployment()
+	held := released.DeepCopy()
+	_, err := HoldDeployment(nil, held)
+	require.NoError(t, err)
+	admitted := held.DeepCopy()
+	changed, err := HoldDeployment(released, admitted)
+	require.NoError(t, err)
+	assert.False(t, changed)
+	assert.Equal(t, released.Spec.Strategy, OriginalOfDeployment(admitted).Strategy)
+	assert.False(t, OriginalOfDeployment(admitted).Paused)
+
+	unheldDS := &appsv1.DaemonSet{Spec: appsv1.DaemonSetSpec{UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType}}}
+	heldDS := unheldDS.DeepCopy()
+	_, err = HoldDaemonSet(nil, heldDS)
+	require.NoError(t, err)
+	changed, err = HoldDaemonSet(unheldDS, heldDS)
+	require.NoError(t, err)
+	assert.False(t, changed)
+	assert.Equal(t, appsv1.RollingUpdateDaemonSetStrategyType, OriginalOfDaemonSet(heldDS).UpdateStrategy.Type)
+
+	replicas := int32(2)
+	unheldSts := &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: &replicas, UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}}}
+	heldSts := unheldSts.DeepCopy()
+	_, err = HoldStatefulSet(nil, heldSts, true)
+	require.NoError(t, err)
+	changed, err = HoldStatefulSet(unheldSts, heldSts, false)
+	require.NoError(t, err)
+	assert.False(t, changed)
+	assert.Equal(t, appsv1.OnDeleteStatefulSetStrategyType, OriginalOfStatefulSet(heldSts).UpdateStrategy.Type)
+}
+
 func TestHoldDeploymentIgnoresUnreadableRecord(t *testing.T) {
 	d := rollingDeployment()
 	d.Annotations[HoldAnnotation] = "{not json"

@@ -56,8 +56,10 @@ type Info struct {
 	Object runtime.Object
 	// Generation of the workload.
 	Generation int64
-	// Consistent is false while the workload's controller has not yet observed
-	// its latest spec, so revisions taken from its status cannot be trusted.
+	// Consistent is false while the cache does not show the controller's own
+	// last writes yet, or the workload's controller has not yet observed the
+	// latest spec: decisions taken from such a view (start a release, the
+	// revisions) could act on a state that is already gone.
 	Consistent bool
 	// Held is true while the workload carries the hold annotation.
 	Held bool

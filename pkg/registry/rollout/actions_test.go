@@ -254,8 +254,10 @@ func TestPauseAndResume(t *testing.T) {
 	})
 	runActionCases(t, resumeAction{}, []actionCase{
 		{
-			name:    "resume clears spec.strategy.paused",
-			r:       func() *rollout.Rollout { return paused(progressing(newRollout("web"), 1, rollout.CanaryStepStateUpgrade)) },
+			name: "resume clears spec.strategy.paused",
+			r: func() *rollout.Rollout {
+				return paused(progressing(newRollout("web"), 1, rollout.CanaryStepStateUpgrade))
+			},
 			request: &rollout.RolloutResume{},
 			check: func(t *testing.T, before, after *rollout.Rollout) {
 				assert.False(t, after.Spec.Strategy.Paused)

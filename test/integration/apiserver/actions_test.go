@@ -269,3 +269,29 @@ func TestAbortReasonTooLong(t *testing.T) {
 	assert.True(t, apierrors.IsInvalid(err), "got %v", err)
 	assert.Contains(t, causeFields(err), "reason")
 }
+
+// A Rollout that is being deleted (held by a finalizer) takes no more
+// actions: 409, and the message says why.
+func TestActionsOnADeletingRollout(t *testing.T) {
+	ctx, ns := testContext(t), newNamespace(t)
+	r := newRollout("web", "web")
+	r.Finalizers = []string{"example.com/hold"}
+	create(ctx, t, ns, r)
+	setStatus(ctx, t, ns, "web", atStep(1, v1beta1.CanaryStepStatePaused))
+	require.NoError(t, rollouts(ns).Delete(ctx, "web", metav1.DeleteOptions{}))
+	t.Cleanup(func() {
+		// Release the finalizer so the namespace is left clean.
+		if got, err := rollouts(ns).Get(context.Background(), "web", metav1.GetOptions{}); err == nil {
+			got.Finalizers = nil
+			_, _ = rollouts(ns).Update(context.Background(), got, metav1.UpdateOptions{})
+		}
+	})
+
+	for name, call := range actions {
+		t.Run(name, func(t *testing.T) {
+			_, err := call(ctx, ns, "web", metav1.CreateOptions{})
+			assert.True(t, apierrors.IsConflict(err), "want 409, got %v", err)
+			assert.Contains(t, err.Error(), "being deleted")
+		})
+	}
+}

@@ -175,3 +175,56 @@ func names(items []v1beta1.Rollout) []string {
 	}
 	return out
 }
+
+// A watch filtered by spec.workloadRef.name sees only the Rollout of that
+// workload, and sees it leave (DELETED) when its workloadRef moves away and
+// arrive (ADDED) in the watch of the new workload.
+func TestWatchByWorkload(t *testing.T) {
+	ctx, ns := testContext(t), newNamespace(t)
+	watchOf := func(workload string) watch.Interface {
+		w, err := rollouts(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "spec.workloadRef.name=" + workload})
+		require.NoError(t, err)
+		t.Cleanup(w.Stop)
+		return w
+	}
+	next := func(w watch.Interface) (watch.EventType, string) {
+		select {
+		case e := <-w.ResultChan():
+			r, ok := e.Object.(*v1beta1.Rollout)
+			require.True(t, ok, "event carries a %T: %v", e.Object, e.Object)
+			return e.Type, r.Name
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event within 10s")
+			return "", ""
+		}
+	}
+	web, api := watchOf("web"), watchOf("api")
+
+	create(ctx, t, ns, newRollout("other", "other"))
+	r := create(ctx, t, ns, newRollout("canary", "web"))
+	typ, name := next(web)
+	assert.Equal(t, watch.Added, typ)
+	assert.Equal(t, "canary", name, "the watch of web does not see other workloads")
+
+	r.Spec.WorkloadRef.Name = "api"
+	_, err := rollouts(ns).Update(ctx, r, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	typ, name = next(web)
+	assert.Equal(t, watch.Deleted, typ, "the Rollout left the selection of web")
+	assert.Equal(t, "canary", name)
+	typ, name = next(api)
+	assert.Equal(t, watch.Added, typ, "and entered the selection of api")
+	assert.Equal(t, "canary", name)
+}
+
+// DeleteCollection deletes what its selector matches and nothing else.
+func TestDeleteCollection(t *testing.T) {
+	ctx, ns := testContext(t), newNamespace(t)
+	for _, name := range []string{"a", "b", "c"} {
+		create(ctx, t, ns, newRollout(name, name))
+	}
+	require.NoError(t, rollouts(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "app in (a,c)"}))
+	list, err := rollouts(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b"}, names(list.Items))
+}

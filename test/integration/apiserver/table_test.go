@@ -19,8 +19,11 @@ const tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io"
 func getTable(ctx context.Context, t *testing.T, ns, name string, params map[string]string) metav1.Table {
 	t.Helper()
 	req := server.Client.RolloutV1beta1().RESTClient().Get().
-		Namespace(ns).Resource("rollouts").Name(name).
+		Namespace(ns).Resource("rollouts").
 		SetHeader("Accept", tableAccept)
+	if name != "" {
+		req = req.Name(name)
+	}
 	for k, v := range params {
 		req = req.Param(k, v)
 	}

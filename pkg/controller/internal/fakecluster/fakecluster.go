@@ -28,6 +28,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -90,6 +91,7 @@ func New(t testing.TB, objs ...runtime.Object) *Cluster {
 		pods:         newIndexer(),
 		rollouts:     newIndexer(),
 	}
+	c.Kube.PrependReactor("update", "*", c.bumpGeneration)
 	c.Deps = &workload.Deps{
 		Kube:                c.Kube,
 		Deployments:         appslisters.NewDeploymentLister(c.deployments),
@@ -108,6 +110,40 @@ func New(t testing.TB, objs ...runtime.Object) *Cluster {
 }
 
 func (c *Cluster) ctx() context.Context { return context.Background() }
+
+// bumpGeneration gives an update that changes an object's spec the next
+// generation, as the API server does (the fake tracker does not), so that
+// the controller's expectations see stale caches in tests too.
+func (c *Cluster) bumpGeneration(action k8stesting.Action) (bool, runtime.Object, error) {
+	update, ok := action.(k8stesting.UpdateAction)
+	if !ok || action.GetSubresource() != "" {
+		return false, nil, nil
+	}
+	obj, ok := update.GetObject().(metav1.Object)
+	if !ok {
+		return false, nil, nil
+	}
+	existing, err := c.Kube.Tracker().Get(action.GetResource(), action.GetNamespace(), obj.GetName())
+	if err != nil {
+		return false, nil, nil
+	}
+	old, ok := existing.(metav1.Object)
+	if !ok {
+		return false, nil, nil
+	}
+	spec := func(o any) string {
+		raw, _ := json.Marshal(o)
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal(raw, &m)
+		return string(m["spec"])
+	}
+	generation := old.GetGeneration()
+	if spec(existing) != spec(update.GetObject()) {
+		generation++
+	}
+	obj.SetGeneration(generation)
+	return false, nil, nil
+}
 
 // Refresh fills the listers from the fake clientsets, as informers would.
 func (c *Cluster) Refresh() {
@@ -139,6 +175,17 @@ func (c *Cluster) Refresh() {
 	ros, err := c.Rollouts.RolloutV1beta1().Rollouts("").List(ctx, opts)
 	c.must(err)
 	replace(c.rollouts, ptrs(ros.Items))
+}
+
+// RefreshRollouts fills only the Rollout lister, leaving the workload caches
+// behind as a slow informer would.
+func (c *Cluster) RefreshRollouts() {
+	c.t.Helper()
+	ros, err := c.Rollouts.RolloutV1beta1().Rollouts("").List(c.ctx(), metav1.ListOptions{})
+	c.must(err)
+	if err := c.rollouts.Replace(ptrs(ros.Items), ""); err != nil {
+		c.t.Fatalf("refreshing cache: %v", err)
+	}
 }
 
 func ptrs[T any](items []T) []any {

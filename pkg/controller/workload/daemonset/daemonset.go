@@ -103,7 +103,7 @@ func (r *Releaser) Observe(_ context.Context, ro *v1beta1.Rollout) (*workload.In
 		Name:       ds.Name,
 		Object:     ds,
 		Generation: ds.Generation,
-		Consistent: ds.Status.ObservedGeneration >= ds.Generation,
+		Consistent: ds.Status.ObservedGeneration >= ds.Generation && !r.deps.Pending(ro),
 		Held:       workload.IsHeld(ds),
 		Replicas:   ds.Status.DesiredNumberScheduled,
 		RolloutID:  ds.Annotations[v1beta1.RolloutIDAnnotation],
@@ -214,11 +214,18 @@ func (r *Releaser) Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *workl
 	unavailable := max(info.Replicas-available, 0)
 	toDelete := min(target-updatedOrComing, maxUnavailable(ds, info.Replicas)-unavailable, int32(len(old)))
 	if toDelete > 0 {
-		// Unready old pods first: deleting them costs no availability.
+		// Unready old pods first: deleting them costs no availability. Then
+		// pods of an intermediate revision (a release restarted for a newer
+		// one), so the stable revision keeps its pods longest.
 		sort.SliceStable(old, func(i, j int) bool {
 			ai, aj := workload.IsAvailable(old[i], ds.Spec.MinReadySeconds, now), workload.IsAvailable(old[j], ds.Spec.MinReadySeconds, now)
 			if ai != aj {
 				return !ai
+			}
+			si := old[i].Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == info.StableRevision
+			sj := old[j].Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == info.StableRevision
+			if si != sj {
+				return !si
 			}
 			return old[i].Spec.NodeName < old[j].Spec.NodeName
 		})

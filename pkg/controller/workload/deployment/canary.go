@@ -76,6 +76,7 @@ func (r *Canary) Observe(_ context.Context, ro *v1beta1.Rollout) (*workload.Info
 		return nil, err
 	}
 	info := baseInfo(d)
+	info.Consistent = !r.deps.Pending(ro)
 	current, stable := revisions(ro, d, rss, info)
 	info.Stable = countsOf(stable)
 	if info.StableRevision == info.CanaryRevision {

@@ -162,8 +162,6 @@ func baseInfo(d *appsv1.Deployment) *workload.Info {
 		Name:       d.Name,
 		Object:     d,
 		Generation: d.Generation,
-		// Revisions are computed from the spec, so there is nothing to wait for.
-		Consistent: true,
 		Held:       workload.IsHeld(d),
 		Replicas:   replicasOf(d.Spec.Replicas),
 		RolloutID:  d.Annotations[v1beta1.RolloutIDAnnotation],

@@ -40,6 +40,7 @@ func (r *InPlace) Observe(_ context.Context, ro *v1beta1.Rollout) (*workload.Inf
 		return nil, err
 	}
 	info := baseInfo(d)
+	info.Consistent = !r.deps.Pending(ro)
 	current, stable := revisions(ro, d, rss, info)
 	info.Canary = countsOf(current)
 	info.Stable = countsOf(stable)

@@ -83,7 +83,7 @@ func (r *Releaser) Observe(_ context.Context, ro *v1beta1.Rollout) (*workload.In
 		Name:           s.Name,
 		Object:         s,
 		Generation:     s.Generation,
-		Consistent:     s.Status.ObservedGeneration >= s.Generation && s.Status.UpdateRevision != "",
+		Consistent:     s.Status.ObservedGeneration >= s.Generation && s.Status.UpdateRevision != "" && !r.deps.Pending(ro),
 		Held:           workload.IsHeld(s),
 		Replicas:       workload.StatefulSetReplicas(s),
 		CanaryRevision: s.Status.UpdateRevision,
