@@ -181,9 +181,9 @@ func (k kubectlAs) getJSON(args ...string) map[string]any {
 }
 
 // expectForbidden fails unless res is kubectl's report of a 403 from the server.
-func expectForbidden(t *testing.T, res kubectlResult, msgAndArgs ...any) {
+func expectForbidden(t *testing.T, res kubectlResult) {
 	t.Helper()
-	require.NotZero(t, res.ExitCode, append([]any{"expected 403 Forbidden, but kubectl succeeded:\n%s", res}, msgAndArgs...)...)
+	require.NotZero(t, res.ExitCode, "expected 403 Forbidden, but kubectl succeeded:\n%s", res)
 	require.Contains(t, res.Output, "(Forbidden)", "expected 403 Forbidden:\n%s", res)
 }
 

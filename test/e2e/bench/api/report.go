@@ -21,6 +21,8 @@ type report struct {
 	objBytes           objectSizes
 	loadStart, loadEnd string
 	runTime            time.Duration
+	stopTime           time.Duration // our server: SIGTERM → exit
+	stopOK             bool          // it exited by itself within -stop-grace
 	date               time.Time
 }
 
@@ -335,6 +337,13 @@ func (r *report) details() string {
 	}
 	fmt.Fprintf(&buf, "\nObject size: create body %d B; as a GET returns it (with managedFields): ours %d B, CRD %d B.\n",
 		r.objBytes.body, r.objBytes.oursGet, r.objBytes.crdGet)
+	if r.stopTime > 0 {
+		if r.stopOK {
+			fmt.Fprintf(&buf, "\nOur server exited %s after SIGTERM.\n", r.stopTime.Round(100*time.Millisecond))
+		} else {
+			fmt.Fprintf(&buf, "\nOur server had not exited %s after SIGTERM (killed then).\n", b.o.stopGrace)
+		}
+	}
 	var errs []string
 	for k, x := range r.results {
 		if x.errs > 0 {
