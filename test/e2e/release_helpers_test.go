@@ -464,11 +464,11 @@ func (s *scenario) updatePodTemplate(image string, mutate func(*corev1.PodTempla
 	// A webhook call that timed out (this machine is shared and sometimes overloaded) left the
 	// workload unchanged; the update is tried again, as a user would.
 	retriable := func(err error) bool {
-		if apierrors.IsConflict(err) || (err != nil && strings.Contains(err.Error(), "failed calling webhook")) {
+		if err != nil && strings.Contains(err.Error(), "failed calling webhook") {
 			s.logf("update of %s %s failed, trying again: %v", s.kind, s.name, err)
 			return true
 		}
-		return false
+		return apierrors.IsConflict(err) // the controller labels the workload, for one
 	}
 	err := retry.OnError(wait.Backoff{Steps: 4, Duration: time.Second, Factor: 1}, retriable, func() error {
 		return s.setTemplate(image, mutate, &held)

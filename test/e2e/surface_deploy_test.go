@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -86,40 +87,45 @@ func TestSurfaceDeployManifests(t *testing.T) {
 
 	t.Run("the server's service account may do what the server does, and no more", func(t *testing.T) {
 		e := e.in(t)
-		sa := e.kubectl.as("system:serviceaccount:rollout-system:rollout-apiserver")
+		// (SubjectAccessReviews, as `kubectl auth can-i --as=...` makes them, without a
+		// kubectl process per question)
+		const sa = "system:serviceaccount:rollout-system:rollout-apiserver"
 		for _, q := range []struct {
-			args []string
-			want bool
+			verb, group, resource, namespace, name string
+			want                                   bool
 		}{
 			// delegated authentication/authorization and the client CA
-			{[]string{"create", "tokenreviews.authentication.k8s.io"}, true},
-			{[]string{"create", "subjectaccessreviews.authorization.k8s.io"}, true},
-			{[]string{"get", "configmap/extension-apiserver-authentication", "-n", "kube-system"}, true},
-			// generic server: admission and flow control
-			{[]string{"watch", "namespaces"}, true},
-			{[]string{"list", "validatingadmissionpolicies.admissionregistration.k8s.io"}, true},
-			{[]string{"watch", "flowschemas.flowcontrol.apiserver.k8s.io"}, true},
-			// the controller
-			{[]string{"update", "deployments.apps", "-A"}, true},
-			{[]string{"patch", "statefulsets.apps", "-A"}, true},
-			{[]string{"delete", "pods", "-A"}, true},
-			{[]string{"create", "events", "-A"}, true},
-			{[]string{"update", "leases.coordination.k8s.io", "-n", deployNamespace}, true},
+			{"create", "authentication.k8s.io", "tokenreviews", "", "", true},
+			{"create", "authorization.k8s.io", "subjectaccessreviews", "", "", true},
+			{"get", "", "configmaps", "kube-system", "extension-apiserver-authentication", true},
+			// the generic server: admission and flow control
+			{"watch", "", "namespaces", "", "", true},
+			{"list", "admissionregistration.k8s.io", "validatingadmissionpolicies", "", "", true},
+			{"watch", "flowcontrol.apiserver.k8s.io", "flowschemas", "", "", true},
+			// the controller, in any namespace
+			{"update", "apps", "deployments", "", "", true},
+			{"patch", "apps", "statefulsets", "", "", true},
+			{"delete", "", "pods", "", "", true},
+			{"create", "", "events", "", "", true},
+			{"update", "coordination.k8s.io", "leases", deployNamespace, "", true},
 			// and not more
-			{[]string{"update", "leases.coordination.k8s.io", "-n", "default"}, false},
-			{[]string{"get", "secrets", "-A"}, false},
-			{[]string{"create", "pods", "-A"}, false},
-			{[]string{"update", "clusterroles.rbac.authorization.k8s.io"}, false},
+			{"update", "coordination.k8s.io", "leases", "default", "", false},
+			{"get", "", "secrets", "", "", false},
+			{"create", "", "pods", "", "", false},
+			{"update", "rbac.authorization.k8s.io", "clusterroles", "", "", false},
 		} {
-			res := sa.run(append([]string{"auth", "can-i"}, q.args...)...)
-			// (kubectl may print a warning first, e.g. about -A on a cluster-scoped resource)
-			lines := strings.Split(strings.TrimSpace(res.Output), "\n")
-			got := strings.TrimSpace(lines[len(lines)-1])
-			if q.want {
-				assert.Equal(t, "yes", got, "can-i %v:\n%s", q.args, res)
-			} else {
-				assert.True(t, strings.HasPrefix(got, "no"), "can-i %v:\n%s", q.args, res)
-			}
+			review, err := e.c.Client.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
+				Spec: authorizationv1.SubjectAccessReviewSpec{
+					User:   sa,
+					Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + deployNamespace, "system:authenticated"},
+					ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Verb: q.verb, Group: q.group, Resource: q.resource, Namespace: q.namespace, Name: q.name,
+					},
+				},
+			}, metav1.CreateOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, q.want, review.Status.Allowed, "%s may %s %s.%s (namespace %q): %s",
+				sa, q.verb, q.resource, q.group, q.namespace, review.Status.Reason)
 		}
 	})
 }

@@ -29,6 +29,10 @@ import (
 // /registry so the two can share an etcd cluster.
 const etcdPathPrefix = "/registry/rollout.kruise.io"
 
+// shutdownWatchGracePeriod is how long a stopping server lets open watches
+// drain before it closes them; clients re-establish them elsewhere.
+const shutdownWatchGracePeriod = 5 * time.Second
+
 // ServerOptions are the command-line options of the server.
 type ServerOptions struct {
 	// RecommendedOptions are the generic server's: serving, delegated
@@ -170,5 +174,10 @@ func (o *ServerOptions) GenericConfig() (*genericapiserver.RecommendedConfig, er
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, fmt.Errorf("applying server options: %w", err)
 	}
+	// Watches proxied by the aggregator (kube-controller-manager keeps some
+	// open) would otherwise hold a shutdown for the whole request timeout,
+	// longer than a pod's termination grace period: the process would be
+	// killed before its embedded etcd closes and its Lease is released.
+	cfg.ShutdownWatchTerminationGracePeriod = shutdownWatchGracePeriod
 	return cfg, nil
 }

@@ -281,7 +281,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	if err := b.warm(ctx); err != nil {
 		return nil, err
 	}
-	time.Sleep(o.settle)
+	rep.idleSample(b.procs, o.settle)
 	rep.mem0 = b.procs.mem()
 
 	// --- create: ABBA halves (CRD, ours, ours, CRD). Each block is bracketed by memory
@@ -361,7 +361,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 			}
 		}
 	}
-	time.Sleep(o.settle)
+	rep.idleSample(b.procs, o.settle)
 	rep.mem2 = b.procs.mem()
 
 	// --- watch: ours first in patch 0, then rotating -------------------------------------

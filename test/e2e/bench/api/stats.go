@@ -71,14 +71,14 @@ func cpuSeconds(pid int) float64 {
 	return (ut + st) / clockTicks
 }
 
-// memKiB reads VmRSS and VmHWM (peak RSS) of pid in KiB.
-func memKiB(pid int) (rss, hwm int64) {
+// memKiB reads VmRSS, its file-backed part RssFile, and VmHWM (peak RSS) of pid in KiB.
+func memKiB(pid int) (rss, file, hwm int64) {
 	if pid <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -95,9 +95,11 @@ func memKiB(pid int) (rss, hwm int64) {
 			rss = n
 		case "VmHWM":
 			hwm = n
+		case "RssFile":
+			file = n
 		}
 	}
-	return rss, hwm
+	return rss, file, hwm
 }
 
 // readPidFile reads the "PID EXE" pid files hack/lib/common.sh writes.
@@ -140,23 +142,27 @@ func (a cpuSnap) add(b cpuSnap) cpuSnap {
 func (a cpuSnap) total() float64 { return a.kas + a.etcd + a.ours }
 
 type memSnap struct {
-	kasRSS, etcdRSS, oursRSS, kasHWM, etcdHWM, oursHWM int64 // KiB
+	kasRSS, etcdRSS, oursRSS    int64 // KiB
+	kasFile, etcdFile, oursFile int64
+	kasHWM, etcdHWM, oursHWM    int64
 }
 
 func (p procSet) mem() memSnap {
 	var m memSnap
-	m.kasRSS, m.kasHWM = memKiB(p.kas)
-	m.etcdRSS, m.etcdHWM = memKiB(p.etcd)
-	m.oursRSS, m.oursHWM = memKiB(p.ours)
+	m.kasRSS, m.kasFile, m.kasHWM = memKiB(p.kas)
+	m.etcdRSS, m.etcdFile, m.etcdHWM = memKiB(p.etcd)
+	m.oursRSS, m.oursFile, m.oursHWM = memKiB(p.ours)
 	return m
 }
 
 func (a memSnap) sub(b memSnap) memSnap {
-	return memSnap{kasRSS: a.kasRSS - b.kasRSS, etcdRSS: a.etcdRSS - b.etcdRSS, oursRSS: a.oursRSS - b.oursRSS}
+	return memSnap{kasRSS: a.kasRSS - b.kasRSS, etcdRSS: a.etcdRSS - b.etcdRSS, oursRSS: a.oursRSS - b.oursRSS,
+		kasFile: a.kasFile - b.kasFile, etcdFile: a.etcdFile - b.etcdFile, oursFile: a.oursFile - b.oursFile}
 }
 
 func (a memSnap) add(b memSnap) memSnap {
-	return memSnap{kasRSS: a.kasRSS + b.kasRSS, etcdRSS: a.etcdRSS + b.etcdRSS, oursRSS: a.oursRSS + b.oursRSS}
+	return memSnap{kasRSS: a.kasRSS + b.kasRSS, etcdRSS: a.etcdRSS + b.etcdRSS, oursRSS: a.oursRSS + b.oursRSS,
+		kasFile: a.kasFile + b.kasFile, etcdFile: a.etcdFile + b.etcdFile, oursFile: a.oursFile + b.oursFile}
 }
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
