@@ -91,12 +91,17 @@ func (i *Instance) Run(ctx context.Context) error {
 	defer cancel()
 	defer i.stopEtcd()
 	if i.etcd != nil {
+		etcdErrors := i.etcd.Errors()
 		go func() {
 			// etcd failing under us is fatal: shut the API server down
 			// rather than serve errors.
-			if err, ok := <-i.etcd.Errors(); ok && err != nil {
-				klog.ErrorS(err, "Embedded etcd failed; shutting down")
-				cancel()
+			select {
+			case err, ok := <-etcdErrors:
+				if ok && err != nil {
+					klog.ErrorS(err, "Embedded etcd failed; shutting down")
+					cancel()
+				}
+			case <-ctx.Done():
 			}
 		}()
 	}

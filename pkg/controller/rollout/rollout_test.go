@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -80,16 +81,20 @@ func (e *env) sync() time.Duration {
 // settle reconciles and lets the workload controllers act until the Rollout stops changing.
 func (e *env) settle() {
 	e.t.Helper()
+	// Settled means neither the Rollout's status nor the ReplicaSets moved in
+	// a pass: a pass may only shrink old pods and grow into the room later.
 	var last *v1beta1.RolloutStatus
+	var lastSizes map[string]int32
 	for range 40 {
 		e.sync()
 		e.c.Settle()
 		st := e.ro().Status
-		if last != nil && equalStatus(last, &st) {
+		sizes := e.c.ReplicaSetSizes()
+		if last != nil && equalStatus(last, &st) && maps.Equal(lastSizes, sizes) {
 			e.sync()
 			return
 		}
-		last = st.DeepCopy()
+		last, lastSizes = st.DeepCopy(), sizes
 	}
 	e.t.Fatalf("the Rollout never settled: %+v", e.ro().Status)
 }

@@ -116,7 +116,7 @@ func (promoteAction) apply(r *rollout.Rollout, request runtime.Object, by actor)
 		if pending.Type == rollout.RolloutActionPromote && pending.StepIndex == step && pending.Full == full {
 			return nil // the same promote, sent again: already recorded
 		}
-		return conflict(r.Name, "a %s of step %d is already pending", pending.Type, pending.StepIndex)
+		return conflict(r.Name, "%s of step %d is already pending", pending.Type, pending.StepIndex)
 	}
 	if !full && r.Status.CurrentStepState != rollout.CanaryStepStatePaused {
 		return conflict(r.Name, "step %d is in state %s, not waiting to be promoted; promote with full to finish every step", step, r.Status.CurrentStepState)

@@ -212,7 +212,7 @@ func selectableFields(r *rollout.Rollout) fields.Set {
 	return generic.AddObjectMetaFieldsSet(fields.Set{
 		FieldWorkloadName: r.Spec.WorkloadRef.Name,
 		FieldWorkloadKind: r.Spec.WorkloadRef.Kind,
-		FieldPhase:        string(r.Status.Phase),
+		FieldPhase:        string(phaseOf(r)),
 	}, &r.ObjectMeta, true)
 }
 

@@ -277,6 +277,21 @@ func (c *Cluster) ReplicaSets(name string) map[string]*appsv1.ReplicaSet {
 	return out
 }
 
+// ReplicaSetSizes is spec.replicas of every ReplicaSet by name, to tell
+// whether a pass of the controller changed anything.
+func (c *Cluster) ReplicaSetSizes() map[string]int32 {
+	c.t.Helper()
+	list, err := c.Kube.AppsV1().ReplicaSets(Namespace).List(c.ctx(), metav1.ListOptions{})
+	c.must(err)
+	out := map[string]int32{}
+	for i := range list.Items {
+		if r := list.Items[i].Spec.Replicas; r != nil {
+			out[list.Items[i].Name] = *r
+		}
+	}
+	return out
+}
+
 // Pods lists live pods of a workload by revision label value.
 func (c *Cluster) Pods(owner types.UID, label string) map[string]int32 {
 	c.t.Helper()

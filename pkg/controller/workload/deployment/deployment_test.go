@@ -75,6 +75,14 @@ func TestPlanScale(t *testing.T) {
 			steps:   []scaleStep{{"v1", 0}, {"new", 10}},
 		},
 		{
+			name:     "room a shrink makes is used only once the old pods are gone",
+			replicas: 10, surge: 3, unavail: 2, want: 10,
+			current: scaleState{name: "new", spec: 5, pods: 5, available: 5},
+			olds:    []scaleState{{name: "v1", spec: 5, pods: 5, available: 5, stable: true}},
+			// Growing to 10 now would add pods while v1's 5 still run: 15 > 13.
+			steps: []scaleStep{{"v1", 3}, {"new", 8}},
+		},
+		{
 			name:     "unready new pods stop old pods from going",
 			replicas: 4, surge: 1, unavail: 0, want: 2,
 			current: scaleState{name: "new", spec: 1, available: 0},

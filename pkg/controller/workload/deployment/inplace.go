@@ -86,7 +86,7 @@ func (r *InPlace) Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *worklo
 		rss = append(rss, created)
 	}
 
-	now := scaleState{name: current.Name, spec: replicasOf(current.Spec.Replicas), available: current.Status.AvailableReplicas}
+	now := scaleState{name: current.Name, spec: replicasOf(current.Spec.Replicas), pods: current.Status.Replicas, available: current.Status.AvailableReplicas}
 	var olds []scaleState
 	byName := map[string]*appsv1.ReplicaSet{current.Name: current}
 	for _, rs := range rss {
@@ -98,6 +98,7 @@ func (r *InPlace) Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *worklo
 			name:      rs.Name,
 			spec:      replicasOf(rs.Spec.Replicas),
 			available: rs.Status.AvailableReplicas,
+			pods:      rs.Status.Replicas,
 			stable:    revisionOf(rs) == info.StableRevision,
 		})
 	}

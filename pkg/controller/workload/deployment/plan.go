@@ -3,8 +3,9 @@ package deployment
 // scaleState is one ReplicaSet as the batch arithmetic sees it.
 type scaleState struct {
 	name string
-	// spec is spec.replicas; available is status.availableReplicas.
-	spec, available int32
+	// spec is spec.replicas; available is status.availableReplicas; pods is
+	// status.replicas, the pods that exist and are not being deleted.
+	spec, available, pods int32
 	// stable marks the release's stable revision among the old ReplicaSets.
 	stable bool
 }
@@ -43,6 +44,17 @@ func planScale(replicas, surge, unavailable, target int32, current scaleState, o
 		}
 		return t
 	}
+	// present counts, per ReplicaSet, the larger of what it should have and
+	// what it still has: a shrink frees room only once the ReplicaSet
+	// controller has marked the old pods for deletion, so growing into that
+	// room waits for a later pass instead of overshooting replicas + surge.
+	present := func() int32 {
+		t := max(newSpec, current.pods)
+		for i, s := range oldSpec {
+			t += max(s, olds[i].pods)
+		}
+		return t
+	}
 	// Shrink order: intermediate revisions first, the stable one last.
 	order := make([]int, 0, len(olds))
 	stableIndex := -1
@@ -61,7 +73,7 @@ func planScale(replicas, surge, unavailable, target int32, current scaleState, o
 	// under a running release (fewer replicas or smaller steps).
 	newSpec = min(newSpec, target)
 	grow := func() {
-		if room := replicas + surge - total(); newSpec < target && room > 0 {
+		if room := replicas + surge - present(); newSpec < target && room > 0 {
 			newSpec += min(target-newSpec, room)
 		}
 	}

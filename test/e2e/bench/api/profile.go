@@ -31,7 +31,11 @@ func (b *bench) profile(ctx context.Context) error {
 	var nextObj int64 = 200000 // names of objects the create profile makes
 	for _, phase := range strings.Split(b.o.pprofPhases, ",") {
 		phase = strings.TrimSpace(phase)
-		for _, t := range []*target{b.ours, b.crd} {
+		targets := []*target{b.ours, b.crd}
+		if phase != "create" {
+			targets = append(targets, b.direct)
+		}
+		for _, t := range targets {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -56,10 +60,12 @@ func (b *bench) profile(ctx context.Context) error {
 			go capture(b.direct.base, "rollout-apiserver", b.direct)
 			time.Sleep(100 * time.Millisecond) // let the profilers start
 			deadline := time.Now().Add(window - 200*time.Millisecond)
-			if err := b.workload(ctx, phase, t, deadline, &nextObj); err != nil {
+			ops, err := b.workload(ctx, phase, t, deadline, &nextObj)
+			if err != nil {
 				errs = append(errs, err)
 			}
 			wg.Wait()
+			logf("  %d operations (%.0f/s)", ops, float64(ops)/window.Seconds())
 			if len(errs) > 0 {
 				return fmt.Errorf("%s/%s: %v", phase, t.key, errs)
 			}
@@ -82,11 +88,12 @@ func (b *bench) profile(ctx context.Context) error {
 }
 
 // workload repeats one phase's operation through t until deadline.
-func (b *bench) workload(ctx context.Context, phase string, t *target, deadline time.Time, nextObj *int64) error {
+func (b *bench) workload(ctx context.Context, phase string, t *target, deadline time.Time, nextObj *int64) (int64, error) {
 	o := b.o
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	r := &result{}
+	var ops int64
 	untilDone := func(workers int, fn func()) {
 		var wg sync.WaitGroup
 		for range workers {
@@ -95,6 +102,7 @@ func (b *bench) workload(ctx context.Context, phase string, t *target, deadline 
 				defer wg.Done()
 				for ctx.Err() == nil {
 					fn()
+					atomic.AddInt64(&ops, 1)
 				}
 			}()
 		}
@@ -131,7 +139,7 @@ func (b *bench) workload(ctx context.Context, phase string, t *target, deadline 
 		ns := benchNamespace(1, o.namespaces)
 		w, err := openWatch(context.WithoutCancel(ctx), t, ns)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		defer w.close()
 		k := 0
@@ -142,12 +150,13 @@ func (b *bench) workload(ctx context.Context, phase string, t *target, deadline 
 				r.fail(err)
 			}
 			k++
+			ops++
 		}
 	default:
-		return fmt.Errorf("unknown phase %q in -pprof-phases", phase)
+		return 0, fmt.Errorf("unknown phase %q in -pprof-phases", phase)
 	}
 	if r.errs > 0 {
-		return fmt.Errorf("%s through %s: %d errors, first: %s", phase, t.label, r.errs, r.firstErrs[0])
+		return ops, fmt.Errorf("%s through %s: %d errors, first: %s", phase, t.label, r.errs, r.firstErrs[0])
 	}
-	return nil
+	return ops, nil
 }
