@@ -61,8 +61,8 @@ func (c CompletedConfig) New() (*Server, error) {
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(rollout.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	group.NegotiatedSerializer = withoutProtobuf{Codecs}
-	group.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = storage.Map()
-	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage.Map()
+	group.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = storage.Map(&v1beta1.Rollout{})
+	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage.Map(&v1alpha1.Rollout{})
 	if err := generic.InstallAPIGroup(&group); err != nil {
 		return nil, fmt.Errorf("installing API group %s: %w", rollout.GroupName, err)
 	}

@@ -38,9 +38,26 @@ type actor struct {
 type ActionREST struct {
 	store  *genericregistry.Store
 	action action
+	// produces is the versioned Rollout the action answers with, for OpenAPI.
+	produces runtime.Object
 }
 
 var _ rest.NamedCreater = &ActionREST{}
+var _ rest.StorageMetadata = &ActionREST{}
+
+// producing returns a copy of the action that documents its response as the
+// given versioned Rollout.
+func (a *ActionREST) producing(versionedRollout runtime.Object) *ActionREST {
+	c := *a
+	c.produces = versionedRollout
+	return &c
+}
+
+// ProducesMIMETypes returns nil: the action answers in the negotiated type.
+func (a *ActionREST) ProducesMIMETypes(string) []string { return nil }
+
+// ProducesObject is the Rollout the action answers with, not its request body.
+func (a *ActionREST) ProducesObject(string) interface{} { return a.produces }
 
 func newActionREST(store *genericregistry.Store, a action) *ActionREST {
 	return &ActionREST{store: store, action: a}

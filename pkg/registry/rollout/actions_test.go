@@ -108,7 +108,7 @@ func TestPromote(t *testing.T) {
 					rollout.RolloutActionRequest{Type: rollout.RolloutActionPromote, StepIndex: 1})
 			},
 			request:  &rollout.RolloutPromote{},
-			conflict: "a Promote of step 1 is already pending",
+			conflict: "Promote of step 1 is already pending",
 		},
 		{
 			name: "a full promote is pending and a step promote is asked",
@@ -116,7 +116,7 @@ func TestPromote(t *testing.T) {
 				return withPending(atPause(), rollout.RolloutActionRequest{Type: rollout.RolloutActionPromote, StepIndex: 1, Full: true})
 			},
 			request:  &rollout.RolloutPromote{},
-			conflict: "a Promote of step 1 is already pending",
+			conflict: "Promote of step 1 is already pending",
 		},
 		{
 			name: "an abort is pending",

@@ -26,15 +26,17 @@ type Storage struct {
 	Abort   *ActionREST
 }
 
-// Map returns the storage keyed by the resource paths the API group serves.
-func (s *Storage) Map() map[string]rest.Storage {
+// Map returns the storage of one served version keyed by resource path.
+// versionedRollout is that version's (empty) Rollout: the actions answer with
+// it, and OpenAPI documents their responses by its type.
+func (s *Storage) Map(versionedRollout runtime.Object) map[string]rest.Storage {
 	return map[string]rest.Storage{
 		"rollouts":         s.Rollout,
 		"rollouts/status":  s.Status,
-		"rollouts/promote": s.Promote,
-		"rollouts/pause":   s.Pause,
-		"rollouts/resume":  s.Resume,
-		"rollouts/abort":   s.Abort,
+		"rollouts/promote": s.Promote.producing(versionedRollout),
+		"rollouts/pause":   s.Pause.producing(versionedRollout),
+		"rollouts/resume":  s.Resume.producing(versionedRollout),
+		"rollouts/abort":   s.Abort.producing(versionedRollout),
 	}
 }
 
