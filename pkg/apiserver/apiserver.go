@@ -60,7 +60,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("building rollout storage: %w", err)
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(rollout.GroupName, Scheme, metav1.ParameterCodec, Codecs)
-	group.NegotiatedSerializer = withoutProtobuf{Codecs}
+	group.NegotiatedSerializer = withoutProtobuf{group.NegotiatedSerializer}
 	group.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = storage.Map(&v1beta1.Rollout{})
 	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage.Map(&v1alpha1.Rollout{})
 	if err := generic.InstallAPIGroup(&group); err != nil {
