@@ -28,21 +28,21 @@ func TestPlanScale(t *testing.T) {
 			replicas: 10, surge: 3, unavail: 2, want: 1,
 			current: scaleState{name: "new"},
 			olds:    []scaleState{{name: "v1", spec: 10, available: 10, stable: true}},
-			steps:   []scaleStep{{"v1", 9}, {"new", 1}},
+			steps:   []scaleStep{{"new", 1}, {"v1", 9}},
 		},
 		{
-			name:     "no surge: an old pod goes first, then the new one comes",
+			name:     "no surge: an old pod goes first; the new one comes once it is gone",
 			replicas: 10, surge: 0, unavail: 1, want: 2,
 			current: scaleState{name: "new"},
 			olds:    []scaleState{{name: "v1", spec: 10, available: 10, stable: true}},
-			steps:   []scaleStep{{"v1", 9}, {"new", 1}},
+			steps:   []scaleStep{{"v1", 9}},
 		},
 		{
 			name:     "unavailable old pods go before available ones",
 			replicas: 10, surge: 0, unavail: 2, want: 3,
 			current: scaleState{name: "new"},
 			olds:    []scaleState{{name: "v1", spec: 10, available: 7, stable: true}},
-			steps:   []scaleStep{{"v1", 8}, {"new", 2}},
+			steps:   []scaleStep{{"v1", 8}},
 		},
 		{
 			name:     "a batch in place needs nothing",
@@ -58,21 +58,21 @@ func TestPlanScale(t *testing.T) {
 				{name: "v1", spec: 6, available: 6, stable: true},
 				{name: "v2", spec: 4, available: 4},
 			},
-			steps: []scaleStep{{"v2", 2}, {"v3", 2}},
+			steps: []scaleStep{{"v2", 2}},
 		},
 		{
 			name:     "a smaller batch shrinks the new revision and grows the stable one",
 			replicas: 10, surge: 2, unavail: 2, want: 3,
 			current: scaleState{name: "new", spec: 5, available: 5},
 			olds:    []scaleState{{name: "v1", spec: 5, available: 5, stable: true}},
-			steps:   []scaleStep{{"new", 3}, {"v1", 7}},
+			steps:   []scaleStep{{"v1", 7}, {"new", 3}},
 		},
 		{
 			name:     "the last batch",
 			replicas: 10, surge: 3, unavail: 2, want: 10,
 			current: scaleState{name: "new", spec: 8, available: 8},
 			olds:    []scaleState{{name: "v1", spec: 2, available: 2, stable: true}},
-			steps:   []scaleStep{{"v1", 0}, {"new", 10}},
+			steps:   []scaleStep{{"new", 10}, {"v1", 0}},
 		},
 		{
 			name:     "room a shrink makes is used only once the old pods are gone",
@@ -80,7 +80,7 @@ func TestPlanScale(t *testing.T) {
 			current: scaleState{name: "new", spec: 5, pods: 5, available: 5},
 			olds:    []scaleState{{name: "v1", spec: 5, pods: 5, available: 5, stable: true}},
 			// Growing to 10 now would add pods while v1's 5 still run: 15 > 13.
-			steps: []scaleStep{{"v1", 3}, {"new", 8}},
+			steps: []scaleStep{{"new", 8}, {"v1", 3}},
 		},
 		{
 			name:     "unready new pods stop old pods from going",
@@ -91,7 +91,18 @@ func TestPlanScale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := planScale(tt.replicas, tt.surge, tt.unavail, tt.want, tt.current, tt.olds)
+			// Unless a case says otherwise, every ReplicaSet has the pods it should.
+			withPods := func(s scaleState) scaleState {
+				if s.pods == 0 {
+					s.pods = s.spec
+				}
+				return s
+			}
+			current, olds := withPods(tt.current), make([]scaleState, len(tt.olds))
+			for i, o := range tt.olds {
+				olds[i] = withPods(o)
+			}
+			got := planScale(tt.replicas, tt.surge, tt.unavail, tt.want, current, olds)
 			assert.Equal(t, tt.steps, got)
 			// The bounds hold after every single resize.
 			specs := map[string]int32{tt.current.name: tt.current.spec}

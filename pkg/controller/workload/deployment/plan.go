@@ -18,8 +18,11 @@ type scaleStep struct {
 
 // planScale is the arithmetic of one in-place move toward a batch of target
 // new pods out of replicas. It returns the resizes in the order to apply them:
-// every shrink before any grow, so the total never passes replicas + surge
-// between two writes.
+// every grow before any shrink. Grows only take room that pods have really
+// left (see present), so they fit under replicas + surge in any order; going
+// first keeps two ReplicaSets active, where shrinking the old one while the
+// new one is still empty would make the Deployment controller scale the only
+// active ReplicaSet back up to the Deployment's replicas.
 //
 // Like the Deployment controller's rolling update it
 //   - grows the new ReplicaSet as far as replicas + surge allows,
@@ -121,7 +124,7 @@ func planScale(replicas, surge, unavailable, target int32, current scaleState, o
 		if i < 0 {
 			i = len(olds) - 1
 		}
-		if room := replicas + surge - total(); room > 0 {
+		if room := replicas + surge - present(); room > 0 {
 			oldSpec[i] += min(-excess, room)
 		}
 	}
@@ -140,5 +143,5 @@ func planScale(replicas, surge, unavailable, target int32, current scaleState, o
 			grows = append(grows, scaleStep{name: o.name, to: oldSpec[i]})
 		}
 	}
-	return append(shrinks, grows...)
+	return append(grows, shrinks...)
 }

@@ -22,6 +22,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,7 +174,7 @@ func run(o options) (err error) {
 		b.notes = append(b.notes, fmt.Sprintf("rollout-apiserver lost its leader Lease %d time(s) during the run (\"Stopped leading\" in %s)", lost, s.LogPath()))
 	}
 	if n, worst := throttled(s.LogPath(), logFrom); n > 0 {
-		b.notes = append(b.notes, fmt.Sprintf("rollout-apiserver's clients were throttled client-side: %d log lines \"Waited ... due to client-side throttling\", the longest wait %s", n, worst))
+		b.notes = append(b.notes, fmt.Sprintf("rollout-apiserver's clients waited over 1s for their client-side rate limiter: %d log lines (client-go logs at most one a second), the longest wait %s", n, worst))
 	}
 	b.notes = append(b.notes, "load average (1/5/15 min) at the end: "+loadAvg())
 	b.report()
@@ -207,8 +208,8 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
-// throttled counts client-go's "Waited for 1.2s due to client-side throttling" lines in
-// the log after offset and returns the longest wait.
+// throttled counts client-go's "Waited before sending request" lines (reason client-side
+// throttling; logged at -v=2 for waits over 1s) after offset and returns the longest wait.
 func throttled(path string, offset int64) (int, string) {
 	data, err := os.ReadFile(path)
 	if err != nil || int64(len(data)) < offset {
@@ -220,9 +221,9 @@ func throttled(path string, offset int64) (int, string) {
 			continue
 		}
 		n++
-		if _, rest, ok := strings.Cut(line, "Waited for "); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				if d, err := time.ParseDuration(strings.Trim(f[0], `"`)); err == nil && d > worst {
+		if _, rest, ok := strings.Cut(line, `delay="`); ok {
+			if v, _, ok := strings.Cut(rest, `"`); ok {
+				if d, err := time.ParseDuration(v); err == nil && d > worst {
 					worst = d
 				}
 			}
@@ -274,6 +275,7 @@ func (b *bench) phasePlain(ctx context.Context) error {
 	b.add("plain", "time until all rolled out", dur(total))
 	b.add("plain", "per Deployment, update → rolled out p50 / p99", fmt.Sprintf("%s / %s", dur(pct(done, 50)), dur(pct(done, 99))))
 	b.add("plain", "rollout-apiserver CPU", fmt.Sprintf("%.1f s", after.cpu-before.cpu))
+	b.add("plain", "controller work queue", queueRow(before, after))
 	b.add("plain", "rollout-apiserver RSS after", mib(after.rss))
 	logf("plain: %d Deployments rolled out in %s", len(names), dur(total))
 	return nil
@@ -310,7 +312,6 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 		return err
 	}
 	updated := time.Since(start)
-	b.add("rollouts", "updates refused by a failed webhook call (sent again)", strconv.FormatInt(b.webhookFailures.Load(), 10))
 	if len(b.webhookErrors) > 0 {
 		b.notes = append(b.notes, "webhook failures, e.g.: "+b.webhookErrors[0])
 	}
@@ -326,12 +327,14 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	after := b.usage()
 	b.add("rollouts", "Deployments + Rollouts updated at once", fmt.Sprintf("%d (3 steps: 34%%, 67%%, 100%%, pause 0)", len(names)))
 	b.add("rollouts", "time to send the updates (through the webhook)", dur(updated))
+	b.add("rollouts", "updates refused by a failed webhook call (sent again)", strconv.FormatInt(b.webhookFailures.Load(), 10))
 	b.add("rollouts", "time until all Rollouts Healthy + Succeeded", dur(healthy))
 	b.add("rollouts", "time until all Deployments rolled out", dur(total))
 	b.add("rollouts", "per Rollout, update → Succeeded p50 / p99", fmt.Sprintf("%s / %s", dur(pct(w.doneAt(start), 50)), dur(pct(w.doneAt(start), 99))))
 	b.add("rollouts", "per Deployment, update → rolled out p50 / p99", fmt.Sprintf("%s / %s", dur(pct(done, 50)), dur(pct(done, 99))))
 	b.add("rollouts", "Rollout status writes seen", strconv.FormatInt(w.updates.Load(), 10))
 	b.add("rollouts", "rollout-apiserver CPU", fmt.Sprintf("%.1f s", after.cpu-before.cpu))
+	b.add("rollouts", "controller work queue", queueRow(before, after))
 	b.add("rollouts", "rollout-apiserver RSS after / peak", mib(after.rss)+" / "+mib(after.hwm))
 	logf("rollouts: %d Rollouts Healthy in %s", len(names), dur(healthy))
 	return nil
@@ -443,6 +446,7 @@ func (b *bench) phaseLatency(ctx context.Context) error {
 	b.add("step latency", "POST promote round trip p50 / p99", fmt.Sprintf("%s / %s", ms(pct(promote, 50)), ms(pct(promote, 99))))
 	b.add("step latency", "promote sent → new ReplicaSet scaled p50 / p99", fmt.Sprintf("%s / %s", ms(pct(patched, 50)), ms(pct(patched, 99))))
 	b.add("step latency", "rollout-apiserver CPU", fmt.Sprintf("%.1f s", after.cpu-before.cpu))
+	b.add("step latency", "controller work queue", queueRow(before, after))
 	b.add("step latency", "rollout-apiserver RSS after / peak", mib(after.rss)+" / "+mib(after.hwm))
 	logf("step latency: p50 %s p99 %s", ms(pct(patched, 50)), ms(pct(patched, 99)))
 	return nil
@@ -778,6 +782,20 @@ func (w *rolloutWatch) doneAt(since time.Time) []time.Duration {
 type usage struct {
 	cpu      float64 // utime+stime, seconds
 	rss, hwm int64   // bytes
+	// The controller's work queue (rollout-apiserver's /metrics): items processed, and
+	// the sums of their time waiting in the queue and being reconciled.
+	reconciles          float64
+	queueWait, workTime float64
+}
+
+// queueRow describes the controller's work queue between two usages.
+func queueRow(before, after usage) string {
+	n := after.reconciles - before.reconciles
+	if n <= 0 {
+		return "no reconciles"
+	}
+	return fmt.Sprintf("%.0f reconciles; mean wait in queue %.0f ms, mean reconcile %.0f ms",
+		n, 1000*(after.queueWait-before.queueWait)/n, 1000*(after.workTime-before.workTime)/n)
 }
 
 // usage reads rollout-apiserver's CPU time and memory from /proc.
@@ -797,6 +815,7 @@ func (b *bench) usage() usage {
 			}
 		}
 	}
+	b.queueMetrics(&u)
 	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			f := strings.Fields(line)
@@ -813,6 +832,41 @@ func (b *bench) usage() usage {
 		}
 	}
 	return u
+}
+
+// queueMetrics reads the rollout-controller work queue's counters from /metrics.
+func (b *bench) queueMetrics(u *usage) {
+	hc, err := rest.HTTPClientFor(b.s.RESTConfig())
+	if err != nil {
+		return
+	}
+	resp, err := hc.Get(b.s.URL + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, `name="rollout-controller"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		switch {
+		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{"):
+			u.reconciles = v
+		case strings.HasPrefix(line, "workqueue_work_duration_seconds_sum{"):
+			u.workTime = v
+		case strings.HasPrefix(line, "workqueue_queue_duration_seconds_sum{"):
+			u.queueWait = v
+		}
+	}
 }
 
 var ticks float64
