@@ -83,6 +83,13 @@ func TestPlanScale(t *testing.T) {
 			steps: []scaleStep{{"new", 8}, {"v1", 3}},
 		},
 		{
+			name:     "the last old pod stays until the new ReplicaSet is complete",
+			replicas: 10, surge: 3, unavail: 2, want: 10,
+			current: scaleState{name: "new", spec: 8, available: 8},
+			olds:    []scaleState{{name: "v1", spec: 2, pods: 5, available: 2, stable: true}},
+			steps:   []scaleStep{{"v1", 1}},
+		},
+		{
 			name:     "unready new pods stop old pods from going",
 			replicas: 4, surge: 1, unavail: 0, want: 2,
 			current: scaleState{name: "new", spec: 1, available: 0},

@@ -117,6 +117,7 @@ func planScale(replicas, surge, unavailable, target int32, current scaleState, o
 			budget -= cut
 		}
 		grow()
+		keepLastOldPod(replicas, newSpec, oldSpec, olds, order)
 	case excess < 0 && len(olds) > 0:
 		// The old revisions are short of replicas - target, as after the
 		// Deployment was scaled up: grow the stable one within the surge.
@@ -144,4 +145,26 @@ func planScale(replicas, surge, unavailable, target int32, current scaleState, o
 		}
 	}
 	return append(grows, shrinks...)
+}
+
+// keepLastOldPod leaves one old pod while the new ReplicaSet is short of the
+// Deployment's replicas. With no old pod left, the new ReplicaSet is the only
+// active one, and the Deployment controller scales the only active
+// ReplicaSet of even a paused Deployment straight up to its replicas, past
+// the surge. The last old pod goes in the pass that completes the new one,
+// after it (grows are applied first).
+func keepLastOldPod(replicas, newSpec int32, oldSpec []int32, olds []scaleState, order []int) {
+	if newSpec >= replicas {
+		return
+	}
+	var left, had int32
+	for i := range olds {
+		left += oldSpec[i]
+		had += olds[i].spec
+	}
+	if left > 0 || had == 0 {
+		return
+	}
+	// The stable revision is last in the shrink order: it keeps the pod.
+	oldSpec[order[len(order)-1]] = 1
 }
