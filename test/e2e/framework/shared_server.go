@@ -2,8 +2,10 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 var shared struct {
@@ -26,18 +28,55 @@ func (c *Cluster) SharedServer(ctx context.Context) (*Server, error) {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 
-	if s := c.runningRegisteredServer(); s != nil {
-		return s, nil
+	s := c.runningRegisteredServer()
+	switch {
+	case s != nil:
+	case shared.server != nil:
+		s = shared.server
+		if err := s.Start(ctx); err != nil {
+			return nil, err
+		}
+	default:
+		var err error
+		if s, err = c.StartServer(ctx, ServerOptions{}); err != nil {
+			return nil, err
+		}
+		shared.server = s
 	}
-	if shared.server != nil {
-		return shared.server, shared.server.Start(ctx)
+	// A server that earlier tests killed and restarted can be ready before
+	// the aggregator has marked both APIServices Available again, and until
+	// then discovery lists only some versions of the group.
+	return s, c.WaitGroupServed(ctx)
+}
+
+// WaitGroupServed waits until both APIServices are Available and discovery
+// lists every version of rollout.kruise.io with v1beta1 preferred.
+func (c *Cluster) WaitGroupServed(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := c.WaitAPIServiceAvailable(ctx); err != nil {
+		return err
 	}
-	s, err := c.StartServer(ctx, ServerOptions{})
+	var last string
+	err := pollUntil(ctx, 200*time.Millisecond, func(context.Context) (bool, error) {
+		groups, err := c.Client.Discovery().ServerGroups()
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, g := range groups.Groups {
+			if g.Name == "rollout.kruise.io" {
+				last = fmt.Sprintf("versions %v, preferred %s", g.Versions, g.PreferredVersion.Version)
+				return len(g.Versions) == 2 && g.PreferredVersion.Version == "v1beta1", nil
+			}
+		}
+		last = "group not in discovery"
+		return false, nil
+	})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("rollout.kruise.io not fully served: %w (last: %s)", err, last)
 	}
-	shared.server = s
-	return s, nil
+	return nil
 }
 
 // runningRegisteredServer is the newest running server started through StartServer whose
