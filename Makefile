@@ -47,7 +47,11 @@ bench: ## API benchmarks against the in-process server (create, get, list, watch
 
 .PHONY: bench-api
 bench-api: tools build ## Our API vs the Kruise Rollout CRD through one kube-apiserver.
-	go run ./test/e2e/bench/api
+	go run ./test/e2e/bench/api $(BENCH_API_FLAGS)
+
+.PHONY: bench-controller
+bench-controller: tools build ## N Deployments released through Rollouts vs rolling on their own; promote latency, CPU, RSS.
+	go run ./test/e2e/bench/controller $(BENCH_CONTROLLER_FLAGS)
 
 .PHONY: generate
 generate: ## Regenerate clients, deepcopy, conversion, defaults and OpenAPI.
