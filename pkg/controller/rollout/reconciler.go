@@ -276,7 +276,7 @@ func (r *Reconciler) syncIdle(ctx context.Context, p *pass) error {
 		p.after(waitPoll)
 		return nil
 	}
-	if info.Held && info.CanaryRevision != info.StableRevision {
+	if info.Held && info.CanaryRevision != info.StableRevision && !released(st, info.CanaryRevision) {
 		r.startRelease(p)
 		return r.syncProgressing(ctx, p)
 	}
@@ -296,6 +296,18 @@ func (r *Reconciler) syncIdle(ctx context.Context, p *pass) error {
 	// status write per pod event of every idle workload.
 	st.Message = fmt.Sprintf("%s %s runs revision %s; waiting for a new revision", ref.Kind, ref.Name, info.StableRevision)
 	return nil
+}
+
+// released reports whether the last release, of revision, succeeded. A
+// workload cache that still shows the hold and the old current revision just
+// after the release handed the workload back (a StatefulSet's
+// status.currentRevision lags) must not start the same release again.
+func released(st *v1beta1.RolloutStatus, revision string) bool {
+	if st.CanaryStatus == nil || st.CanaryStatus.CanaryRevision != revision || st.Abort != nil {
+		return false
+	}
+	c := getCondition(st, v1beta1.RolloutConditionSucceeded)
+	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 // startRelease begins a release of the workload's current revision at step 1.

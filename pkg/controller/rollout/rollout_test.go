@@ -673,3 +673,27 @@ func TestBlueGreenIsNotActedOn(t *testing.T) {
 	assert.Contains(t, e.ro().Status.Message, "blueGreen is not supported yet")
 	assert.NotContains(t, e.c.Deployment("web").Labels, v1beta1.WorkloadControlLabel)
 }
+
+func TestReleasedGuardsAgainstStaleWorkloadCaches(t *testing.T) {
+	succeeded := []v1beta1.RolloutCondition{{Type: v1beta1.RolloutConditionSucceeded, Status: corev1.ConditionTrue}}
+	tests := []struct {
+		name   string
+		status v1beta1.RolloutStatus
+		want   bool
+	}{
+		{"never released", v1beta1.RolloutStatus{}, false},
+		{"this revision succeeded", v1beta1.RolloutStatus{Conditions: succeeded,
+			CanaryStatus: &v1beta1.CanaryStatus{CanaryRevision: "v2"}}, true},
+		{"another revision succeeded", v1beta1.RolloutStatus{Conditions: succeeded,
+			CanaryStatus: &v1beta1.CanaryStatus{CanaryRevision: "v1"}}, false},
+		{"this revision was aborted", v1beta1.RolloutStatus{Conditions: succeeded, Abort: &v1beta1.RolloutAbortStatus{},
+			CanaryStatus: &v1beta1.CanaryStatus{CanaryRevision: "v2"}}, false},
+		{"this revision is still in progress", v1beta1.RolloutStatus{
+			CanaryStatus: &v1beta1.CanaryStatus{CanaryRevision: "v2"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, released(&tt.status, "v2"))
+		})
+	}
+}
