@@ -52,12 +52,14 @@ func TestRobustnessHALeaderFailover(t *testing.T) {
 	idA1 := robWaitLeading(t, c, lease, "A", aLog, aFrom, robLeaseDuration+10*time.Second)
 
 	// --- B: a second replica on the same etcd, follows --------------------------------------
+	bLog := filepath.Join(c.RunDir, "logs", "rollout-apiserver-b.log")
+	bFrom := robLogSize(bLog) // a reused run folder keeps earlier runs' lines
 	b, err := c.StartCandidate(ctx, a, "rollout-apiserver-b")
 	if err != nil {
 		t.Fatalf("start replica B: %v", err)
 	}
 	t.Cleanup(func() { _ = b.Kill() })
-	robWaitLog(t, b.LogPath(), 0, 15*time.Second, "B sees A as the leader", `"Rollout controller leader"`, `leader="`+idA1+`"`)
+	robWaitLog(t, b.LogPath(), bFrom, 15*time.Second, "B sees A as the leader", `"Rollout controller leader"`, `leader="`+idA1+`"`)
 
 	// --- kill -9 A: B takes over ------------------------------------------------------------
 	if err := a.Kill(); err != nil {
@@ -66,7 +68,7 @@ func TestRobustnessHALeaderFailover(t *testing.T) {
 	killedA := time.Now()
 	holder := robWaitNewLeader(t, c, lease, idA1, robLeaseDuration+8*time.Second)
 	failoverAB := time.Since(killedA)
-	robWaitLog(t, b.LogPath(), 0, 10*time.Second, "B starts its workers", `"Starting rollout controller workers"`)
+	robWaitLog(t, b.LogPath(), bFrom, 10*time.Second, "B starts its workers", `"Starting rollout controller workers"`)
 	t.Logf("kill -9 A: B (%s) holds the Lease %s after the kill (lease duration %s)", holder, failoverAB.Round(10*time.Millisecond), robLeaseDuration)
 	if failoverAB > robLeaseDuration+4*time.Second {
 		t.Errorf("failover A→B took %s, more than the lease duration %s + 4s", failoverAB.Round(10*time.Millisecond), robLeaseDuration)
@@ -116,7 +118,7 @@ func TestRobustnessHALeaderFailover(t *testing.T) {
 	if h, _, _ := robLeaseHolder(ctx, c, lease); h != holder {
 		t.Fatalf("the Lease changed hands during B's term: %q, want %q", h, holder)
 	}
-	bText := robLogSince(b.LogPath(), 0)
+	bText := robLogSince(b.LogPath(), bFrom)
 	aText := robLogSince(aLog, aFrom)
 	for _, what := range []string{`"Release started"`, `"Scaled ReplicaSet"`} {
 		if len(robGrep(bText, what, key)) == 0 {

@@ -320,9 +320,8 @@ type robObservation struct {
 // object) whenever the server goes away. A release that neither skips nor repeats a step
 // gives a strictly increasing sequence.
 type robHistory struct {
-	mu   sync.Mutex
-	obs  []robObservation
-	seen int // status versions seen
+	mu  sync.Mutex
+	obs []robObservation
 }
 
 // robWatchHistory starts recording; it stops at the end of the test. cfg is the server's
@@ -382,7 +381,6 @@ func (h *robHistory) record(ro *v1beta1.Rollout) {
 	key := robStepKey{Index: cs.CurrentStepIndex, State: cs.CurrentStepState}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.seen++
 	if n := len(h.obs); n > 0 && h.obs[n-1].Key == key {
 		return
 	}
@@ -401,16 +399,6 @@ func (h *robHistory) String() string {
 		parts = append(parts, fmt.Sprintf("%s@%s", o.Key, o.At.Format("15:04:05.000")))
 	}
 	return strings.Join(parts, " -> ")
-}
-
-// last is the latest distinct key seen.
-func (h *robHistory) last() (robObservation, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.obs) == 0 {
-		return robObservation{}, false
-	}
-	return h.obs[len(h.obs)-1], true
 }
 
 // first returns the first observation matching cond.
@@ -730,4 +718,20 @@ func robBuild(t testing.TB, c *framework.Cluster) {
 	// A server an earlier test left running (SharedServer starts it again when needed)
 	// would otherwise be stopped with SIGTERM by StartServer, which can take 20s+.
 	c.KillRunningServers()
+}
+
+// robWaitAuthenticated waits until the server accepts the admin client certificate (a
+// LIST of Rollouts in ns succeeds). A server that just became ready may still treat client
+// certificates as anonymous for a moment (TestRobustnessReadyMeansAuthenticated checks
+// that on its own); scenarios that are about something else wait it out here.
+func robWaitAuthenticated(t testing.TB, rc versioned.Interface, ns string) {
+	t.Helper()
+	framework.Eventually(t, 20*time.Second, 20*time.Millisecond, "the restarted server to authenticate the admin client certificate",
+		func(ctx context.Context) (bool, string) {
+			_, err := rc.RolloutV1beta1().Rollouts(ns).List(ctx, metav1.ListOptions{Limit: 1})
+			if err != nil {
+				return false, err.Error()
+			}
+			return true, ""
+		})
 }

@@ -73,6 +73,7 @@ func TestRobustnessKillAtEveryStepState(t *testing.T) {
 		if err := s.Start(ctx); err != nil {
 			t.Fatalf("restart after kill -9 %s: %v", when, err)
 		}
+		robWaitAuthenticated(t, rc, ns)
 		return time.Since(start)
 	}
 	kill := func(when string) {

@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -9,6 +13,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/rest"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/test/e2e/framework"
@@ -138,5 +143,79 @@ func TestRobustnessGracefulStopWithOpenWatch(t *testing.T) {
 		tail := s.LogTail(12)
 		_ = s.Kill()
 		t.Errorf("rollout-apiserver (pid %d) still running %s after SIGTERM while a client watched Rollouts through the aggregator; killed it. Last log lines:\n%s", pid, limit, tail)
+	}
+}
+
+// TestRobustnessReadyMeansAuthenticated: once rollout-apiserver answers /readyz, it must
+// authenticate client certificates (the admin's, and the aggregator's front-proxy
+// certificate) — a Service or a load balancer sends traffic as soon as /readyz is ok, and
+// a request treated as system:anonymous fails with 403 Forbidden. The client CA comes from
+// kube-system/extension-apiserver-authentication; readiness has to wait for it.
+func TestRobustnessReadyMeansAuthenticated(t *testing.T) {
+	c := framework.Get()
+	robBuild(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := c.StartServer(ctx, framework.ServerOptions{ExtraArgs: robLeaseArgs("rob-ready-" + rand.String(5))})
+	if err != nil {
+		t.Fatalf("start rollout-apiserver: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Kill() })
+	ns := c.NewNamespace(t)
+	hc, err := rest.HTTPClientFor(s.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return resp.StatusCode, string(body)
+	}
+	list := "/apis/rollout.kruise.io/v1beta1/namespaces/" + ns + "/rollouts"
+
+	const restarts = 3
+	var failures []string
+	for i := 1; i <= restarts; i++ {
+		if err := s.Kill(); err != nil {
+			t.Fatalf("kill -9: %v", err)
+		}
+		started := make(chan error, 1)
+		go func() { started <- s.Start(ctx) }()
+		// The moment /readyz is ok (as a kubelet probe would see it), an authenticated request.
+		var ready time.Time
+		for deadline := time.Now().Add(60 * time.Second); ready.IsZero(); time.Sleep(10 * time.Millisecond) {
+			if code, _ := get("/readyz"); code == http.StatusOK {
+				ready = time.Now()
+			} else if time.Now().After(deadline) {
+				t.Fatalf("restart %d: /readyz not ok after 60s; log tail:\n%s", i, s.LogTail(20))
+			}
+		}
+		code, body := get(list)
+		firstCode := code
+		if code != http.StatusOK {
+			// How long until it is authenticated.
+			for code != http.StatusOK && time.Since(ready) < 10*time.Second {
+				time.Sleep(5 * time.Millisecond)
+				code, _ = get(list)
+			}
+			var st metav1.Status
+			if json.Unmarshal([]byte(body), &st) == nil && st.Message != "" {
+				body = st.Message
+			}
+			failures = append(failures, fmt.Sprintf("restart %d: right after /readyz was ok, GET of the namespace's Rollouts answered %d %q; authenticated %s after ready",
+				i, firstCode, strings.TrimSpace(body), time.Since(ready).Round(time.Millisecond)))
+		}
+		if err := <-started; err != nil {
+			t.Fatalf("restart %d: %v", i, err)
+		}
+	}
+	if len(failures) > 0 {
+		t.Errorf("rollout-apiserver reports ready before it authenticates client certificates (requests are served as system:anonymous):\n  %s",
+			strings.Join(failures, "\n  "))
 	}
 }
