@@ -38,14 +38,7 @@ func New(deps *workload.Deps) *Releaser {
 }
 
 func (r *Releaser) get(ro *v1beta1.Rollout) (*appsv1.DaemonSet, error) {
-	ds, err := r.deps.DaemonSets.DaemonSets(ro.Namespace).Get(ro.Spec.WorkloadRef.Name)
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("DaemonSet %s/%s: %w", ro.Namespace, ro.Spec.WorkloadRef.Name, workload.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading DaemonSet %s/%s from cache: %w", ro.Namespace, ro.Spec.WorkloadRef.Name, err)
-	}
-	return ds, nil
+	return workload.Referenced(ro, r.deps.DaemonSets.DaemonSets(ro.Namespace).Get)
 }
 
 // revisions are ds's ControllerRevisions, newest (highest revision) first.

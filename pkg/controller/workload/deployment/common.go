@@ -20,7 +20,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -42,14 +41,7 @@ const (
 var deploymentKind = appsv1.SchemeGroupVersion.WithKind(v1beta1.KindDeployment)
 
 func getDeployment(deps *workload.Deps, ro *v1beta1.Rollout) (*appsv1.Deployment, error) {
-	d, err := deps.Deployments.Deployments(ro.Namespace).Get(ro.Spec.WorkloadRef.Name)
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("Deployment %s/%s: %w", ro.Namespace, ro.Spec.WorkloadRef.Name, workload.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading Deployment %s/%s from cache: %w", ro.Namespace, ro.Spec.WorkloadRef.Name, err)
-	}
-	return d, nil
+	return workload.Referenced(ro, deps.Deployments.Deployments(ro.Namespace).Get)
 }
 
 // ownedReplicaSets are the ReplicaSets whose controller is d.

@@ -10,7 +10,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -32,14 +31,7 @@ func New(deps *workload.Deps) *Releaser {
 }
 
 func (r *Releaser) get(ro *v1beta1.Rollout) (*appsv1.StatefulSet, error) {
-	s, err := r.deps.StatefulSets.StatefulSets(ro.Namespace).Get(ro.Spec.WorkloadRef.Name)
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("StatefulSet %s/%s: %w", ro.Namespace, ro.Spec.WorkloadRef.Name, workload.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading StatefulSet %s/%s from cache: %w", ro.Namespace, ro.Spec.WorkloadRef.Name, err)
-	}
-	return s, nil
+	return workload.Referenced(ro, r.deps.StatefulSets.StatefulSets(ro.Namespace).Get)
 }
 
 // podCounts counts s's live pods per revision (the controller-revision-hash
