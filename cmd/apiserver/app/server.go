@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -125,6 +128,9 @@ func NewServer(o *ServerOptions) (*apiserver.Server, error) {
 		return nil, err
 	}
 	cfg := &apiserver.Config{GenericConfig: genericConfig}
+	cfg.ExtraConfig.PostStartHooks = map[string]genericapiserver.PostStartHookFunc{
+		"wait-for-authentication-config": waitForAuthenticationConfig(genericConfig),
+	}
 	if o.Controller.Enabled {
 		if err := addController(o, cfg); err != nil {
 			return nil, err
@@ -175,15 +181,46 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 	extra.NonAPIHandlers = map[string]http.Handler{
 		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, rolloutClient),
 	}
-	extra.PostStartHooks = map[string]genericapiserver.PostStartHookFunc{
-		"start-rollout-controller": func(hookCtx genericapiserver.PostStartHookContext) error {
-			go func() {
-				if err := ctrl.Run(hookCtx); err != nil {
-					klog.ErrorS(err, "Rollout controller stopped")
-				}
-			}()
-			return nil
-		},
+	extra.PostStartHooks["start-rollout-controller"] = func(hookCtx genericapiserver.PostStartHookContext) error {
+		go func() {
+			if err := ctrl.Run(hookCtx); err != nil {
+				klog.ErrorS(err, "Rollout controller stopped")
+			}
+		}()
+		return nil
 	}
 	return nil
+}
+
+// authConfigWait bounds how long readiness waits for the cluster's client
+// and front-proxy CAs; past it the server turns ready and logs why.
+const authConfigWait = time.Minute
+
+// waitForAuthenticationConfig keeps /readyz false until the client CA and
+// the front-proxy (request header) CA, read from the cluster's
+// extension-apiserver-authentication ConfigMap, are loaded. Ready before that,
+// requests the aggregator proxies would be served as system:anonymous and
+// refused with 403 right after every restart.
+func waitForAuthenticationConfig(cfg *genericapiserver.RecommendedConfig) genericapiserver.PostStartHookFunc {
+	var providers []dynamiccertificates.CAContentProvider
+	if cfg.SecureServing != nil && cfg.SecureServing.ClientCA != nil {
+		providers = append(providers, cfg.SecureServing.ClientCA)
+	}
+	if rh := cfg.Authentication.RequestHeaderConfig; rh != nil && rh.CAContentProvider != nil {
+		providers = append(providers, rh.CAContentProvider)
+	}
+	return func(ctx genericapiserver.PostStartHookContext) error {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, authConfigWait, true, func(context.Context) (bool, error) {
+			for _, p := range providers {
+				if len(p.CurrentCABundleContent()) == 0 {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			klog.ErrorS(err, "Client or front-proxy CA not loaded; requests may be served as anonymous until it is")
+		}
+		return nil
+	}
 }
