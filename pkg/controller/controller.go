@@ -1,7 +1,7 @@
 // Package controller is the embedded progressive-delivery controller: shared
 // informers on Rollouts (through the aggregated API) and on the host
 // cluster's workloads and pods, a rate-limited work queue, workers that run the
-// step machine of package rollout, Events, and leader election on a Lease so
+// step machine of package release, Events, and leader election on a Lease so
 // that only one replica of the server acts at a time.
 //
 // Informers run on every replica, leader or not, so that a replica that takes
@@ -37,7 +37,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/release"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/daemonset"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/deployment"
@@ -78,8 +78,8 @@ type Config struct {
 	ResyncPeriod time.Duration
 	// TrafficRouter and Analyzer gate the traffic and metric states of each
 	// step; nil means the pass-through defaults until those issues land.
-	TrafficRouter rollout.TrafficRouter
-	Analyzer      rollout.Analyzer
+	TrafficRouter release.TrafficRouter
+	Analyzer      release.Analyzer
 }
 
 // LeaderElectionConfig configures the Lease that elects the acting replica.
@@ -107,7 +107,7 @@ type Controller struct {
 	synced         []cache.InformerSynced
 
 	deps        *workload.Deps
-	reconciler  *rollout.Reconciler
+	reconciler  *release.Reconciler
 	broadcaster record.EventBroadcaster
 
 	// leading serialises leadership terms: a term's workers stop before the
@@ -142,10 +142,10 @@ func New(cfg Config) (*Controller, error) {
 		cfg.ResyncPeriod = DefaultResyncPeriod
 	}
 	if cfg.TrafficRouter == nil {
-		cfg.TrafficRouter = rollout.NoopTrafficRouter{}
+		cfg.TrafficRouter = release.NoopTrafficRouter{}
 	}
 	if cfg.Analyzer == nil {
-		cfg.Analyzer = rollout.NoopAnalyzer{}
+		cfg.Analyzer = release.NoopAnalyzer{}
 	}
 	le := &cfg.LeaderElection
 	if le.Namespace == "" {
@@ -217,7 +217,7 @@ func New(cfg Config) (*Controller, error) {
 		Expectations:        workload.NewExpectations(clock.RealClock{}),
 		Clock:               clock.RealClock{},
 	}
-	c.reconciler = &rollout.Reconciler{
+	c.reconciler = &release.Reconciler{
 		Client:       cfg.RolloutClient,
 		Kube:         cfg.KubeClient,
 		Store:        newRolloutStore(c.rollouts),
@@ -262,7 +262,7 @@ func (c *Controller) HasSynced() bool {
 }
 
 // releaserFor picks the workload mechanics of a Rollout.
-func (c *Controller) releaserFor() rollout.ReleaserFunc {
+func (c *Controller) releaserFor() release.ReleaserFunc {
 	inPlace := deployment.NewInPlace(c.deps)
 	canary := deployment.NewCanary(c.deps)
 	sts := statefulset.New(c.deps)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/internal/fakecluster"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/release"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 	rolloutfake "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned/fake"
 	rolloutlisters "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/listers/rollout/v1beta1"
@@ -70,7 +70,7 @@ func TestRunWithLeaderElection(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		hasFinalizer := len(ro.Finalizers) == 1 && ro.Finalizers[0] == rollout.Finalizer
+		hasFinalizer := len(ro.Finalizers) == 1 && ro.Finalizers[0] == release.Finalizer
 		return hasFinalizer && d.Labels[v1beta1.WorkloadControlLabel] == "true" && ro.Status.Phase == v1beta1.RolloutPhaseHealthy
 	}, 15*time.Second, 50*time.Millisecond)
 

@@ -253,7 +253,7 @@ func newRolloutStore(lister rolloutlisters.RolloutLister) *rolloutStore {
 	return &rolloutStore{lister: lister, written: map[string]*v1beta1.Rollout{}}
 }
 
-// Get implements rollout.Store.
+// Get implements release.Store.
 func (s *rolloutStore) Get(namespace, name string) (*v1beta1.Rollout, error) {
 	key := namespace + "/" + name
 	cached, err := s.lister.Rollouts(namespace).Get(name)
@@ -280,12 +280,12 @@ func newerResourceVersion(a, b string) bool {
 	return errA == nil && errB == nil && x > y
 }
 
-// List implements rollout.Store.
+// List implements release.Store.
 func (s *rolloutStore) List(namespace string) ([]*v1beta1.Rollout, error) {
 	return s.lister.Rollouts(namespace).List(labels.Everything())
 }
 
-// Written implements rollout.Store.
+// Written implements release.Store.
 func (s *rolloutStore) Written(ro *v1beta1.Rollout) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

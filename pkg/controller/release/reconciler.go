@@ -9,7 +9,7 @@
 // as a whole and is retried. A promote or abort waiting in
 // status.pendingAction is applied in a status write of its own that also
 // clears it, so it takes effect exactly once.
-package rollout
+package release
 
 import (
 	"context"
