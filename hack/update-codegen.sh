@@ -6,7 +6,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 MODULE="$(go list -m)"
-CODEGEN_PKG="$(go list -m -f '{{.Dir}}' k8s.io/code-generator)"
+# `go list -m -f {{.Dir}}` is empty until the module is in the cache (a fresh
+# machine); `go mod download -json` fetches it first and names its folder.
+CODEGEN_VERSION="$(go list -m -f '{{.Version}}' k8s.io/code-generator)"
+CODEGEN_PKG="$(go mod download -json "k8s.io/code-generator@${CODEGEN_VERSION}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+if [[ -z "${CODEGEN_PKG}" || ! -f "${CODEGEN_PKG}/kube_codegen.sh" ]]; then
+    echo "update-codegen: could not download k8s.io/code-generator@${CODEGEN_VERSION}" >&2
+    exit 1
+fi
 BOILERPLATE="${ROOT}/hack/boilerplate.go.txt"
 
 # shellcheck source=/dev/null

@@ -444,6 +444,11 @@ type RolloutActionRequest struct {
 	// Full, for a promote, finishes all remaining steps.
 	// +optional
 	Full bool `json:"full,omitempty"`
+	// ToStepIndex, for a promote, is the 1-based step to jump to (forward or back)
+	// instead of the next one. Kruise's status patch canaryStatus.nextStepIndex is
+	// recorded the same way.
+	// +optional
+	ToStepIndex *int32 `json:"toStepIndex,omitempty"`
 	// Reason, for an abort, says why.
 	// +optional
 	Reason string `json:"reason,omitempty"`
@@ -532,6 +537,26 @@ type RolloutPromote struct {
 	// Full skips every remaining step.
 	// +optional
 	Full bool `json:"full,omitempty"`
+	// ToStepIndex is the 1-based step to go to, forward or back, instead of the
+	// next one. It must name an existing step and cannot be combined with full.
+	// +optional
+	ToStepIndex *int32 `json:"toStepIndex,omitempty"`
+	// Preconditions must hold when the promote arrives, or it is refused with 409.
+	// +optional
+	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
+}
+
+// ActionPreconditions say which state an action was meant for, in the style of
+// DeleteOptions.preconditions: an action whose preconditions no longer hold is
+// refused with 409 Conflict instead of acting on a step its sender never saw.
+type ActionPreconditions struct {
+	// StepIndex is the 1-based step the sender saw as current (status.currentStepIndex).
+	// +optional
+	StepIndex *int32 `json:"stepIndex,omitempty"`
+	// CanaryRevision is the revision the sender saw being released
+	// (status.canaryStatus.canaryRevision).
+	// +optional
+	CanaryRevision string `json:"canaryRevision,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -542,6 +567,9 @@ type RolloutPause struct {
 	// ObjectMeta.Name, when set, must be the Rollout's name.
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// Preconditions must hold when the action arrives, or it is refused with 409.
+	// +optional
+	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -552,6 +580,9 @@ type RolloutResume struct {
 	// ObjectMeta.Name, when set, must be the Rollout's name.
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// Preconditions must hold when the action arrives, or it is refused with 409.
+	// +optional
+	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -566,4 +597,7 @@ type RolloutAbort struct {
 	// Reason is recorded in status.abort.message.
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// Preconditions must hold when the abort arrives, or it is refused with 409.
+	// +optional
+	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
 }

@@ -35,6 +35,7 @@ import (
 
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
+		v1alpha1.ActionPreconditions{}.OpenAPIModelName():      schema_pkg_apis_rollout_v1alpha1_ActionPreconditions(ref),
 		v1alpha1.BlueGreenStatus{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1alpha1_BlueGreenStatus(ref),
 		v1alpha1.BlueGreenStrategy{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1alpha1_BlueGreenStrategy(ref),
 		v1alpha1.CanaryStatus{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1alpha1_CanaryStatus(ref),
@@ -74,6 +75,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.TrafficRoutingRef{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1alpha1_TrafficRoutingRef(ref),
 		v1alpha1.TrafficRoutingStrategy{}.OpenAPIModelName():   schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref),
 		v1alpha1.WorkloadRef{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_WorkloadRef(ref),
+		v1beta1.ActionPreconditions{}.OpenAPIModelName():       schema_pkg_apis_rollout_v1beta1_ActionPreconditions(ref),
 		v1beta1.BlueGreenStatus{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1beta1_BlueGreenStatus(ref),
 		v1beta1.BlueGreenStrategy{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1beta1_BlueGreenStrategy(ref),
 		v1beta1.CanaryStatus{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1beta1_CanaryStatus(ref),
@@ -167,6 +169,33 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		runtime.Unknown{}.OpenAPIModelName():                   schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
 		intstr.IntOrString{}.OpenAPIModelName():                schema_apimachinery_pkg_util_intstr_IntOrString(ref),
 		version.Info{}.OpenAPIModelName():                      schema_k8sio_apimachinery_pkg_version_Info(ref),
+	}
+}
+
+func schema_pkg_apis_rollout_v1alpha1_ActionPreconditions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActionPreconditions say which state an action was meant for, in the style of DeleteOptions.preconditions: an action whose preconditions no longer hold is refused with 409 Conflict instead of acting on a step its sender never saw.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"stepIndex": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StepIndex is the 1-based step the sender saw as current (status.currentStepIndex).",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"canaryRevision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CanaryRevision is the revision the sender saw being released (status.canaryStatus.canaryRevision).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
 	}
 }
 
@@ -1490,11 +1519,17 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutAbort(ref common.ReferenceCallback)
 							Format:      "",
 						},
 					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the abort arrives, or it is refused with 409.",
+							Ref:         ref(v1alpha1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1alpha1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -1576,6 +1611,13 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutActionRequest(ref common.ReferenceC
 							Description: "Full, for a promote, finishes all remaining steps.",
 							Type:        []string{"boolean"},
 							Format:      "",
+						},
+					},
+					"toStepIndex": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ToStepIndex, for a promote, is the 1-based step to jump to (forward or back) instead of the next one. Kruise's status patch canaryStatus.nextStepIndex is recorded the same way.",
+							Type:        []string{"integer"},
+							Format:      "int32",
 						},
 					},
 					"reason": {
@@ -1781,11 +1823,17 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutPause(ref common.ReferenceCallback)
 							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
 						},
 					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the action arrives, or it is refused with 409.",
+							Ref:         ref(v1alpha1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1alpha1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -1824,11 +1872,24 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutPromote(ref common.ReferenceCallbac
 							Format:      "",
 						},
 					},
+					"toStepIndex": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ToStepIndex is the 1-based step to go to, forward or back, instead of the next one. It must name an existing step and cannot be combined with full.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the promote arrives, or it is refused with 409.",
+							Ref:         ref(v1alpha1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1alpha1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -1860,11 +1921,17 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutResume(ref common.ReferenceCallback
 							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
 						},
 					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the action arrives, or it is refused with 409.",
+							Ref:         ref(v1alpha1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1alpha1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -2249,6 +2316,33 @@ func schema_pkg_apis_rollout_v1alpha1_WorkloadRef(ref common.ReferenceCallback) 
 					},
 				},
 				Required: []string{"apiVersion", "kind", "name"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_rollout_v1beta1_ActionPreconditions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActionPreconditions say which state an action was meant for, in the style of DeleteOptions.preconditions: an action whose preconditions no longer hold is refused with 409 Conflict instead of acting on a step its sender never saw.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"stepIndex": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StepIndex is the 1-based step the sender saw as current (status.currentStepIndex).",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"canaryRevision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CanaryRevision is the revision the sender saw being released (status.canaryStatus.canaryRevision).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
 			},
 		},
 	}
@@ -3553,11 +3647,17 @@ func schema_pkg_apis_rollout_v1beta1_RolloutAbort(ref common.ReferenceCallback) 
 							Format:      "",
 						},
 					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the abort arrives, or it is refused with 409.",
+							Ref:         ref(v1beta1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1beta1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -3639,6 +3739,13 @@ func schema_pkg_apis_rollout_v1beta1_RolloutActionRequest(ref common.ReferenceCa
 							Description: "Full, for a promote, finishes all remaining steps.",
 							Type:        []string{"boolean"},
 							Format:      "",
+						},
+					},
+					"toStepIndex": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ToStepIndex, for a promote, is the 1-based step to jump to (forward or back) instead of the next one. Kruise's status patch canaryStatus.nextStepIndex is recorded the same way.",
+							Type:        []string{"integer"},
+							Format:      "int32",
 						},
 					},
 					"reason": {
@@ -3844,11 +3951,17 @@ func schema_pkg_apis_rollout_v1beta1_RolloutPause(ref common.ReferenceCallback) 
 							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
 						},
 					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the action arrives, or it is refused with 409.",
+							Ref:         ref(v1beta1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1beta1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -3887,11 +4000,24 @@ func schema_pkg_apis_rollout_v1beta1_RolloutPromote(ref common.ReferenceCallback
 							Format:      "",
 						},
 					},
+					"toStepIndex": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ToStepIndex is the 1-based step to go to, forward or back, instead of the next one. It must name an existing step and cannot be combined with full.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the promote arrives, or it is refused with 409.",
+							Ref:         ref(v1beta1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1beta1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 
@@ -3923,11 +4049,17 @@ func schema_pkg_apis_rollout_v1beta1_RolloutResume(ref common.ReferenceCallback)
 							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
 						},
 					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the action arrives, or it is refused with 409.",
+							Ref:         ref(v1beta1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.ObjectMeta{}.OpenAPIModelName()},
+			v1beta1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 

@@ -35,6 +35,10 @@ type RolloutActionRequestApplyConfiguration struct {
 	StepIndex *int32 `json:"stepIndex,omitempty"`
 	// Full, for a promote, finishes all remaining steps.
 	Full *bool `json:"full,omitempty"`
+	// ToStepIndex, for a promote, is the 1-based step to jump to (forward or back)
+	// instead of the next one. Kruise's status patch canaryStatus.nextStepIndex is
+	// recorded the same way.
+	ToStepIndex *int32 `json:"toStepIndex,omitempty"`
 	// Reason, for an abort, says why.
 	Reason *string `json:"reason,omitempty"`
 	// RequestedBy is the user who asked.
@@ -70,6 +74,14 @@ func (b *RolloutActionRequestApplyConfiguration) WithStepIndex(value int32) *Rol
 // If called multiple times, the Full field is set to the value of the last call.
 func (b *RolloutActionRequestApplyConfiguration) WithFull(value bool) *RolloutActionRequestApplyConfiguration {
 	b.Full = &value
+	return b
+}
+
+// WithToStepIndex sets the ToStepIndex field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ToStepIndex field is set to the value of the last call.
+func (b *RolloutActionRequestApplyConfiguration) WithToStepIndex(value int32) *RolloutActionRequestApplyConfiguration {
+	b.ToStepIndex = &value
 	return b
 }
 
