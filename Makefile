@@ -17,7 +17,7 @@ tools: ## Build the local control plane (kube-apiserver, controller-manager, sch
 	hack/build-tools.sh
 
 .PHONY: test
-test: tools build ## Unit, fuzz-seed, integration and end-to-end tests.
+test: tools build verify ## make verify, then unit, fuzz-seed, integration and end-to-end tests.
 	$(GO_TEST) -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: test-unit

@@ -250,6 +250,10 @@ log "control plane ready in $(elapsed "${t0}") (kubeconfig ${KUBECONFIG_ADMIN})"
 # --- our server ---------------------------------------------------------------------------
 if [[ "${ROLLOUT_SERVER}" != 0 ]]; then
   "${ROOT_DIR}/hack/local-register.sh"
+  # The roles users get (view/edit/admin aggregation, rollout-promoter), so the
+  # RBAC story of the docs can be tried with --as.
+  log "applying the user roles (artifacts/deploy/30-rbac-users.yaml)"
+  "${KUBECTL}" apply -f "${ROOT_DIR}/artifacts/deploy/30-rbac-users.yaml" >/dev/null
   if [[ -d "${ROOT_DIR}/artifacts/examples" ]]; then
     log "applying artifacts/examples/"
     "${KUBECTL}" apply -R -f "${ROOT_DIR}/artifacts/examples/"
@@ -264,6 +268,10 @@ Try:
   kubectl get ro -A
   kubectl explain rollouts.spec
   kubectl create --raw /apis/rollout.kruise.io/v1beta1/namespaces/NS/rollouts/NAME/promote -f - <<<'{"apiVersion":"rollout.kruise.io/v1beta1","kind":"RolloutPromote","full":false}'
+As another user (the user roles are applied; view can list, rollout-promoter can promote):
+  kubectl create rolebinding alice-promotes -n NS --clusterrole=rollout-promoter --user=alice
+  kubectl get ro -n NS --as=alice
+  kubectl create --as=alice --raw /apis/rollout.kruise.io/v1beta1/namespaces/NS/rollouts/NAME/promote -f - <<<'{}'
 Logs: ${RUN_DIR}/logs/   Stop: make down (or LOCAL_RUN_DIR=${RUN_DIR} hack/local-down.sh)
 EOF
 fi

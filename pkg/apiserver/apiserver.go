@@ -55,7 +55,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("building generic API server: %w", err)
 	}
 
-	storage, err := rolloutregistry.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter)
+	storage, err := rolloutregistry.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter, c.GenericConfig.AdmissionControl)
 	if err != nil {
 		return nil, fmt.Errorf("building rollout storage: %w", err)
 	}

@@ -162,6 +162,17 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 		switch {
 		case action.StepIndex != cs.CurrentStepIndex:
 			p.event(corev1.EventTypeWarning, "ActionIgnored", "Promote of step %d requested by %s ignored: the release is at step %d now", action.StepIndex, who, cs.CurrentStepIndex)
+		case action.ToStepIndex != nil:
+			// A jump, forward or back (our promote toStepIndex, or Kruise's
+			// canaryStatus.nextStepIndex patch recorded the same way): the
+			// target step starts over, so its pods, traffic and pause apply again.
+			to := min(max(*action.ToStepIndex, 1), int32(max(len(steps), 1)))
+			cs.CurrentStepIndex = to
+			cs.NextStepIndex = nextStepIndex(to, len(steps))
+			r.setState(p, v1beta1.CanaryStepStateInit)
+			cs.StepStartTime = &p.now
+			st.AnalysisResults = nil
+			p.event(corev1.EventTypeNormal, "Promoted", "%s moved the release of revision %s from step %d to step %d", who, cs.CanaryRevision, action.StepIndex, to)
 		case action.Full:
 			cs.CurrentStepIndex = int32(len(steps))
 			cs.NextStepIndex = -1

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -303,7 +304,7 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 				r.setState(p, v1beta1.CanaryStepStatePaused)
 				if step != nil && step.Pause.Duration != nil {
 					p.event(corev1.EventTypeNormal, "StepPaused", "Step %d/%d is ready; pausing %ds", index, n, *step.Pause.Duration)
-				} else if index < n || desired < info.Replicas {
+				} else if !releasesEveryPod(index, n, step, info.Replicas) {
 					p.event(corev1.EventTypeNormal, "StepPaused", "Step %d/%d is ready; waiting for promote", index, n)
 				}
 			default:
@@ -314,8 +315,8 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 
 		case v1beta1.CanaryStepStatePaused:
 			switch {
-			case index == n && desired >= info.Replicas:
-				// A last step that releases every pod needs no confirmation (as in Kruise).
+			case releasesEveryPod(index, n, step, info.Replicas):
+				// A last step that asks for every pod needs no confirmation (as in Kruise).
 			case step == nil || step.Pause.Duration == nil:
 				p.status.Message = fmt.Sprintf("Step %d/%d is ready (%d/%d pods on revision %s); waiting for promote",
 					index, n, info.Canary.Ready, info.Replicas, cs.CanaryRevision)
@@ -355,4 +356,27 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 		}
 	}
 	return nil
+}
+
+// releasesEveryPod says whether step index of n is the last one and asks for
+// every pod by itself. A last step whose percentage only rounds up to every
+// pod (90% of 3) still waits for promote, as Kruise's does: its author wrote
+// a step short of 100%, so "wait for me" is what they meant.
+func releasesEveryPod(index, n int32, step *v1beta1.CanaryStep, replicas int32) bool {
+	if index != n {
+		return false
+	}
+	if step == nil {
+		return true
+	}
+	value := step.Replicas
+	if value == nil { // as in workload.StepReplicas: the traffic share, or every pod
+		if step.Traffic == nil {
+			return true
+		}
+		v := intstr.FromString(*step.Traffic)
+		value = &v
+	}
+	asked, err := intstr.GetScaledValueFromIntOrPercent(value, int(replicas), false)
+	return err == nil && int32(asked) >= replicas
 }

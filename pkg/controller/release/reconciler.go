@@ -288,6 +288,11 @@ func (r *Reconciler) syncIdle(ctx context.Context, p *pass) error {
 		}
 		p.event(corev1.EventTypeNormal, "NothingToRelease", "%s %s runs its stable revision %s already; handed it back", ref.Kind, ref.Name, info.StableRevision)
 	}
+	if cs := st.CanaryStatus; cs != nil && !info.Held {
+		// Kruise's tools compare this with the workload's generation: keep it
+		// equal after the hand-back that ends a release and after a scale.
+		cs.ObservedWorkloadGeneration = info.Generation
+	}
 	if st.Phase != v1beta1.RolloutPhaseHealthy {
 		p.event(corev1.EventTypeNormal, "Healthy", "%s %s runs revision %s; waiting for a new revision", ref.Kind, ref.Name, info.StableRevision)
 	}

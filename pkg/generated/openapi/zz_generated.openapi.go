@@ -673,7 +673,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStrategy(ref common.ReferenceCallbac
 					},
 					"enableExtraWorkloadForCanary": {
 						SchemaProps: spec.SchemaProps{
-							Description: "EnableExtraWorkloadForCanary releases a Deployment through an extra canary Deployment instead of in place.",
+							Description: "EnableExtraWorkloadForCanary releases a Deployment through an extra canary Deployment instead of in place. Unset, it follows Kruise's v1alpha1 rule: true for a Deployment unless the Rollout is annotated rollouts.kruise.io/rolling-style (or rollout.kruise.io/rolling-style): partition.",
 							Type:        []string{"boolean"},
 							Format:      "",
 						},

@@ -8,7 +8,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/admission"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -38,6 +40,11 @@ type actor struct {
 type ActionREST struct {
 	store  *genericregistry.Store
 	action action
+	// admit, when set, is the server's admission chain: the Rollout write an
+	// action makes is validated by it as an UPDATE of the Rollout, so that
+	// admission policies and webhooks see spec.strategy.paused and status change.
+	admit      admission.Interface
+	interfaces admission.ObjectInterfaces
 	// produces is the versioned Rollout the action answers with, for OpenAPI.
 	produces runtime.Object
 }
@@ -59,8 +66,8 @@ func (a *ActionREST) ProducesMIMETypes(string) []string { return nil }
 // ProducesObject is the Rollout the action answers with, not its request body.
 func (a *ActionREST) ProducesObject(string) interface{} { return a.produces }
 
-func newActionREST(store *genericregistry.Store, a action) *ActionREST {
-	return &ActionREST{store: store, action: a}
+func newActionREST(store *genericregistry.Store, a action, admit admission.Interface, interfaces admission.ObjectInterfaces) *ActionREST {
+	return &ActionREST{store: store, action: a, admit: admit, interfaces: interfaces}
 }
 
 // New returns an empty request body of this action.
@@ -102,10 +109,29 @@ func (a *ActionREST) Create(ctx context.Context, name string, obj runtime.Object
 		}
 		return r, nil
 	}
+	updateOptions := &metav1.UpdateOptions{DryRun: options.DryRun, FieldManager: options.FieldManager}
 	updated, _, err := a.store.Update(ctx, name, rest.DefaultUpdatedObjectInfo(nil, record),
-		rest.ValidateAllObjectFunc, rest.ValidateAllObjectUpdateFunc, false,
-		&metav1.UpdateOptions{DryRun: options.DryRun, FieldManager: options.FieldManager})
+		rest.ValidateAllObjectFunc, a.updateValidation(ctx, name, updateOptions), false, updateOptions)
 	return updated, err
+}
+
+// updateValidation runs the validating admission chain on the Rollout write
+// the action makes, as an UPDATE of rollouts (no subresource: the write
+// changes the Rollout itself) by the user who sent the action.
+func (a *ActionREST) updateValidation(ctx context.Context, name string, options *metav1.UpdateOptions) rest.ValidateObjectUpdateFunc {
+	if a.admit == nil {
+		return rest.ValidateAllObjectUpdateFunc
+	}
+	version := ""
+	if info, ok := genericapirequest.RequestInfoFrom(ctx); ok {
+		version = info.APIVersion
+	}
+	namespace, _ := genericapirequest.NamespaceFrom(ctx)
+	user, _ := genericapirequest.UserFrom(ctx)
+	gv := schema.GroupVersion{Group: rollout.GroupName, Version: version}
+	attrs := admission.NewAttributesRecord(nil, nil, gv.WithKind("Rollout"), namespace, name,
+		gv.WithResource("rollouts"), "", admission.Update, options, len(options.DryRun) > 0, user)
+	return rest.AdmissionToValidateObjectUpdateFunc(a.admit, attrs, a.interfaces)
 }
 
 func conflict(name, format string, args ...interface{}) error {
@@ -113,16 +139,26 @@ func conflict(name, format string, args ...interface{}) error {
 }
 
 // promoteAction asks the controller to leave the current paused step (or,
-// with full, to finish every remaining step).
+// with full, to finish every remaining step; with toStepIndex, to go to that
+// step, forward or back).
 type promoteAction struct{}
 
 func (promoteAction) newRequest() runtime.Object { return &rollout.RolloutPromote{} }
 
-func (promoteAction) validate(runtime.Object) field.ErrorList { return nil }
+func (promoteAction) validate(request runtime.Object) field.ErrorList {
+	return validation.ValidateRolloutPromote(request.(*rollout.RolloutPromote))
+}
 
 func (promoteAction) apply(r *rollout.Rollout, request runtime.Object, by actor) error {
-	full := request.(*rollout.RolloutPromote).Full
+	req := request.(*rollout.RolloutPromote)
+	full, to := req.Full, req.ToStepIndex
 	step := r.Status.CurrentStepIndex
+	if errs := validation.ValidatePromoteTarget(req, len(r.Spec.Strategy.Steps())); len(errs) > 0 {
+		return apierrors.NewInvalid(rollout.Kind("RolloutPromote"), r.Name, errs)
+	}
+	if err := checkPreconditions(r, req.Preconditions); err != nil {
+		return err
+	}
 	if r.Status.Phase != rollout.RolloutPhaseProgressing {
 		return conflict(r.Name, "nothing to promote: the Rollout is %s, not Progressing", phaseOf(r))
 	}
@@ -130,19 +166,52 @@ func (promoteAction) apply(r *rollout.Rollout, request runtime.Object, by actor)
 		return conflict(r.Name, "the Rollout is paused; resume it before promoting")
 	}
 	if pending := r.Status.PendingAction; pending != nil {
-		if pending.Type == rollout.RolloutActionPromote && pending.StepIndex == step && pending.Full == full {
+		if pending.Type == rollout.RolloutActionPromote && pending.StepIndex == step && pending.Full == full && equalStep(pending.ToStepIndex, to) {
 			return nil // the same promote, sent again: already recorded
 		}
 		return conflict(r.Name, "%s of step %d is already pending", pending.Type, pending.StepIndex)
 	}
-	if !full && r.Status.CurrentStepState != rollout.CanaryStepStatePaused {
+	if !full && to == nil && r.Status.CurrentStepState != rollout.CanaryStepStatePaused {
 		return conflict(r.Name, "step %d is in state %s, not waiting to be promoted; promote with full to finish every step", step, r.Status.CurrentStepState)
 	}
 	r.Status.PendingAction = &rollout.RolloutActionRequest{
-		Type: rollout.RolloutActionPromote, StepIndex: step, Full: full,
+		Type: rollout.RolloutActionPromote, StepIndex: step, Full: full, ToStepIndex: to,
 		RequestedBy: by.user, RequestedAt: by.at,
 	}
 	return nil
+}
+
+func equalStep(a, b *int32) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// checkPreconditions refuses an action meant for another step or revision
+// than the current one with a 409 that says where the release is now, so a
+// late or duplicate request never acts on a step its sender did not see.
+func checkPreconditions(r *rollout.Rollout, p *rollout.ActionPreconditions) error {
+	if p == nil {
+		return nil
+	}
+	step, revision := r.Status.CurrentStepIndex, ""
+	if r.Status.CanaryStatus != nil {
+		revision = r.Status.CanaryStatus.CanaryRevision
+	}
+	if (p.StepIndex != nil && *p.StepIndex != step) || (p.CanaryRevision != "" && p.CanaryRevision != revision) {
+		want := "step " + describeStep(p.StepIndex)
+		if p.CanaryRevision != "" {
+			want += fmt.Sprintf(" of canary revision %q", p.CanaryRevision)
+		}
+		return conflict(r.Name, "precondition failed: the request was for %s, but the Rollout is at step %d (%s) of canary revision %q",
+			want, step, r.Status.CurrentStepState, revision)
+	}
+	return nil
+}
+
+func describeStep(i *int32) string {
+	if i == nil {
+		return "any"
+	}
+	return fmt.Sprint(*i)
 }
 
 // abortAction asks the controller to roll the release back to the stable revision.
@@ -155,6 +224,9 @@ func (abortAction) validate(request runtime.Object) field.ErrorList {
 }
 
 func (abortAction) apply(r *rollout.Rollout, request runtime.Object, by actor) error {
+	if err := checkPreconditions(r, request.(*rollout.RolloutAbort).Preconditions); err != nil {
+		return err
+	}
 	if r.Status.Phase != rollout.RolloutPhaseProgressing {
 		return conflict(r.Name, "nothing to abort: the Rollout is %s, not Progressing", phaseOf(r))
 	}
@@ -173,31 +245,38 @@ func (abortAction) apply(r *rollout.Rollout, request runtime.Object, by actor) e
 	return nil
 }
 
-// pauseAction sets spec.strategy.paused, Kruise's own field for it.
+// pauseAction sets spec.strategy.paused, Kruise's own field for it. Pausing a
+// paused Rollout answers like the first pause did (the Rollout, unchanged),
+// the way a repeated promote or abort does, so a retried request is harmless.
 type pauseAction struct{}
 
 func (pauseAction) newRequest() runtime.Object { return &rollout.RolloutPause{} }
 
-func (pauseAction) validate(runtime.Object) field.ErrorList { return nil }
+func (pauseAction) validate(request runtime.Object) field.ErrorList {
+	return validation.ValidateRolloutPause(request.(*rollout.RolloutPause))
+}
 
-func (pauseAction) apply(r *rollout.Rollout, _ runtime.Object, _ actor) error {
-	if r.Spec.Strategy.Paused {
-		return conflict(r.Name, "the Rollout is already paused")
+func (pauseAction) apply(r *rollout.Rollout, request runtime.Object, _ actor) error {
+	if err := checkPreconditions(r, request.(*rollout.RolloutPause).Preconditions); err != nil {
+		return err
 	}
 	r.Spec.Strategy.Paused = true
 	return nil
 }
 
-// resumeAction clears spec.strategy.paused.
+// resumeAction clears spec.strategy.paused; resuming a Rollout that is not
+// paused answers with the Rollout, unchanged.
 type resumeAction struct{}
 
 func (resumeAction) newRequest() runtime.Object { return &rollout.RolloutResume{} }
 
-func (resumeAction) validate(runtime.Object) field.ErrorList { return nil }
+func (resumeAction) validate(request runtime.Object) field.ErrorList {
+	return validation.ValidateRolloutResume(request.(*rollout.RolloutResume))
+}
 
-func (resumeAction) apply(r *rollout.Rollout, _ runtime.Object, _ actor) error {
-	if !r.Spec.Strategy.Paused {
-		return conflict(r.Name, "the Rollout is not paused")
+func (resumeAction) apply(r *rollout.Rollout, request runtime.Object, _ actor) error {
+	if err := checkPreconditions(r, request.(*rollout.RolloutResume).Preconditions); err != nil {
+		return err
 	}
 	r.Spec.Strategy.Paused = false
 	return nil

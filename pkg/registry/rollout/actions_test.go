@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
 )
@@ -246,10 +247,16 @@ func TestPauseAndResume(t *testing.T) {
 			},
 		},
 		{
-			name:     "pausing twice is a conflict",
-			r:        func() *rollout.Rollout { return paused(newRollout("web")) },
-			request:  &rollout.RolloutPause{},
-			conflict: "the Rollout is already paused",
+			name:    "pausing a paused Rollout answers with it unchanged",
+			r:       func() *rollout.Rollout { return paused(newRollout("web")) },
+			request: &rollout.RolloutPause{},
+			check:   unchanged,
+		},
+		{
+			name:     "a pause meant for another step is refused",
+			r:        func() *rollout.Rollout { return progressing(newRollout("web"), 2, rollout.CanaryStepStatePaused) },
+			request:  &rollout.RolloutPause{Preconditions: &rollout.ActionPreconditions{StepIndex: ptr.To[int32](1)}},
+			conflict: "the Rollout is at step 2 (StepPaused)",
 		},
 	})
 	runActionCases(t, resumeAction{}, []actionCase{
@@ -266,22 +273,101 @@ func TestPauseAndResume(t *testing.T) {
 			},
 		},
 		{
-			name:     "resuming a Rollout that is not paused is a conflict",
-			r:        func() *rollout.Rollout { return newRollout("web") },
-			request:  &rollout.RolloutResume{},
-			conflict: "the Rollout is not paused",
+			name:    "resuming a Rollout that is not paused answers with it unchanged",
+			r:       func() *rollout.Rollout { return newRollout("web") },
+			request: &rollout.RolloutResume{},
+			check:   unchanged,
+		},
+		{
+			name: "a resume meant for another revision is refused",
+			r: func() *rollout.Rollout {
+				return paused(progressing(newRollout("web"), 1, rollout.CanaryStepStateUpgrade))
+			},
+			request:  &rollout.RolloutResume{Preconditions: &rollout.ActionPreconditions{CanaryRevision: "old"}},
+			conflict: `canary revision "5d8f7c9b"`,
 		},
 	})
 }
 
-// Pause and resume, each applied twice in a row: the second of each is a 409.
+// Pause and resume, each applied twice in a row: the second of each succeeds
+// and changes nothing, like a repeated promote or abort.
 func TestPauseResumeTwice(t *testing.T) {
 	r := newRollout("web")
 	require.NoError(t, pauseAction{}.apply(r, &rollout.RolloutPause{}, alice))
-	assert.True(t, apierrors.IsConflict(pauseAction{}.apply(r, &rollout.RolloutPause{}, alice)))
+	require.NoError(t, pauseAction{}.apply(r, &rollout.RolloutPause{}, alice))
+	assert.True(t, r.Spec.Strategy.Paused)
 	require.NoError(t, resumeAction{}.apply(r, &rollout.RolloutResume{}, alice))
-	assert.True(t, apierrors.IsConflict(resumeAction{}.apply(r, &rollout.RolloutResume{}, alice)))
+	require.NoError(t, resumeAction{}.apply(r, &rollout.RolloutResume{}, alice))
 	assert.False(t, r.Spec.Strategy.Paused)
+}
+
+func TestPromotePreconditionsAndJumps(t *testing.T) {
+	at := func(step int32, state rollout.CanaryStepState) func() *rollout.Rollout {
+		return func() *rollout.Rollout { return progressing(newRollout("web"), step, state) }
+	}
+	pre := func(step int32, rev string) *rollout.ActionPreconditions {
+		return &rollout.ActionPreconditions{StepIndex: ptr.To(step), CanaryRevision: rev}
+	}
+	runActionCases(t, promoteAction{}, []actionCase{
+		{
+			name:    "a promote for the current step and revision is recorded",
+			r:       at(2, rollout.CanaryStepStatePaused),
+			request: &rollout.RolloutPromote{Preconditions: pre(2, "5d8f7c9b")},
+			check: func(t *testing.T, _, after *rollout.Rollout) {
+				require.NotNil(t, after.Status.PendingAction)
+				assert.Equal(t, int32(2), after.Status.PendingAction.StepIndex)
+			},
+		},
+		{
+			name:     "a promote for a step that has passed is refused with where the release is",
+			r:        at(3, rollout.CanaryStepStatePaused),
+			request:  &rollout.RolloutPromote{Preconditions: pre(2, "")},
+			conflict: `precondition failed: the request was for step 2, but the Rollout is at step 3 (StepPaused) of canary revision "5d8f7c9b"`,
+		},
+		{
+			name:     "a promote for another revision is refused",
+			r:        at(2, rollout.CanaryStepStatePaused),
+			request:  &rollout.RolloutPromote{Preconditions: pre(2, "0000")},
+			conflict: `the request was for step 2 of canary revision "0000"`,
+		},
+		{
+			name: "a second promote for the same step, sent after the first was applied, is refused",
+			r: func() *rollout.Rollout {
+				return withPending(progressing(newRollout("web"), 2, rollout.CanaryStepStateReady),
+					rollout.RolloutActionRequest{Type: rollout.RolloutActionPromote, StepIndex: 1})
+			},
+			request:  &rollout.RolloutPromote{Preconditions: pre(1, "")},
+			conflict: "the Rollout is at step 2",
+		},
+		{
+			name:    "a jump back is recorded in any state of the current step",
+			r:       at(3, rollout.CanaryStepStateUpgrade),
+			request: &rollout.RolloutPromote{ToStepIndex: ptr.To[int32](1)},
+			check: func(t *testing.T, _, after *rollout.Rollout) {
+				require.NotNil(t, after.Status.PendingAction)
+				assert.Equal(t, ptr.To[int32](1), after.Status.PendingAction.ToStepIndex)
+				assert.Equal(t, int32(3), after.Status.PendingAction.StepIndex)
+			},
+		},
+		{
+			name: "the same jump sent again is one jump",
+			r: func() *rollout.Rollout {
+				return withPending(at(1, rollout.CanaryStepStatePaused)(),
+					rollout.RolloutActionRequest{Type: rollout.RolloutActionPromote, StepIndex: 1, ToStepIndex: ptr.To[int32](3)})
+			},
+			request: &rollout.RolloutPromote{ToStepIndex: ptr.To[int32](3)},
+			check:   unchanged,
+		},
+	})
+}
+
+func TestPromoteTargetBeyondTheStepsIsInvalid(t *testing.T) {
+	r := progressing(newRollout("web"), 1, rollout.CanaryStepStatePaused)
+	err := promoteAction{}.apply(r, &rollout.RolloutPromote{ToStepIndex: ptr.To[int32](4)}, alice)
+	require.True(t, apierrors.IsInvalid(err), "got %v", err)
+	assert.Contains(t, err.Error(), "toStepIndex")
+	assert.Contains(t, err.Error(), "the Rollout has 3 steps")
+	assert.Nil(t, r.Status.PendingAction)
 }
 
 func TestActionRequestTypes(t *testing.T) {
@@ -310,12 +396,18 @@ func TestActionCreateRejectsBadBodies(t *testing.T) {
 			body: &rollout.RolloutPromote{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, wantFn: apierrors.IsBadRequest},
 		{name: "pause body names another Rollout", a: pauseAction{},
 			body: &rollout.RolloutPause{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, wantFn: apierrors.IsBadRequest},
+		{name: "promote to step 0", a: promoteAction{},
+			body: &rollout.RolloutPromote{ToStepIndex: ptr.To[int32](0)}, wantFn: apierrors.IsInvalid},
+		{name: "promote to a step and full", a: promoteAction{},
+			body: &rollout.RolloutPromote{ToStepIndex: ptr.To[int32](2), Full: true}, wantFn: apierrors.IsInvalid},
+		{name: "negative precondition step", a: resumeAction{},
+			body: &rollout.RolloutResume{Preconditions: &rollout.ActionPreconditions{StepIndex: ptr.To[int32](-1)}}, wantFn: apierrors.IsInvalid},
 		{name: "abort reason too long", a: abortAction{},
 			body: &rollout.RolloutAbort{Reason: strings.Repeat("x", 2000)}, wantFn: apierrors.IsInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newActionREST(nil, tc.a).Create(ctx, "web", tc.body, nil, &metav1.CreateOptions{})
+			_, err := newActionREST(nil, tc.a, nil, nil).Create(ctx, "web", tc.body, nil, &metav1.CreateOptions{})
 			require.Error(t, err)
 			assert.True(t, tc.wantFn(err), "got %v", err)
 		})

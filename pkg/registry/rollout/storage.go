@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -55,7 +56,9 @@ func (*REST) ShortNames() []string { return []string{"ro"} }
 func (*REST) Categories() []string { return []string{"all"} }
 
 // NewStorage builds the etcd-backed storage of rollouts and its subresources.
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*Storage, error) {
+// admit is the server's admission chain, which the action subresources run on
+// the Rollout writes they make; nil skips that (unit tests).
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, admit admission.Interface) (*Storage, error) {
 	strategy := NewStrategy(scheme)
 	workloads := newWorkloadClaims()
 
@@ -99,13 +102,14 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*
 	actionStore.ResetFieldsStrategy = actionStrategy{strategy}
 	actionStore.BeginCreate, actionStore.BeginUpdate = nil, nil
 
+	interfaces := admission.NewObjectInterfacesFromScheme(scheme)
 	return &Storage{
 		Rollout: &REST{store},
 		Status:  &StatusREST{store: &statusStore},
-		Promote: newActionREST(&actionStore, promoteAction{}),
-		Pause:   newActionREST(&actionStore, pauseAction{}),
-		Resume:  newActionREST(&actionStore, resumeAction{}),
-		Abort:   newActionREST(&actionStore, abortAction{}),
+		Promote: newActionREST(&actionStore, promoteAction{}, admit, interfaces),
+		Pause:   newActionREST(&actionStore, pauseAction{}, admit, interfaces),
+		Resume:  newActionREST(&actionStore, resumeAction{}, admit, interfaces),
+		Abort:   newActionREST(&actionStore, abortAction{}, admit, interfaces),
 	}, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
+	"strings"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -14,12 +16,14 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/names"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 )
 
@@ -124,8 +128,8 @@ func thresholdRanges(s *rollout.RolloutStrategy) []*rollout.ThresholdRange {
 	return out
 }
 
-func (rolloutStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validation.ValidateRollout(obj.(*rollout.Rollout))
+func (rolloutStrategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
+	return inRequestVersion(ctx, validation.ValidateRollout(obj.(*rollout.Rollout)))
 }
 
 func (rolloutStrategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }
@@ -136,8 +140,32 @@ func (rolloutStrategy) AllowUnconditionalUpdate(context.Context) bool { return t
 
 func (rolloutStrategy) Canonicalize(runtime.Object) {}
 
-func (rolloutStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateRolloutUpdate(obj.(*rollout.Rollout), old.(*rollout.Rollout))
+func (rolloutStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	return inRequestVersion(ctx, validation.ValidateRolloutUpdate(obj.(*rollout.Rollout), old.(*rollout.Rollout)))
+}
+
+// inRequestVersion names every field of errs as the client wrote it: a
+// v1alpha1 client reads spec.objectRef.workloadRef.name and steps[0].weight,
+// the fields it sent, not their v1beta1 names.
+func inRequestVersion(ctx context.Context, errs field.ErrorList) field.ErrorList {
+	info, ok := genericapirequest.RequestInfoFrom(ctx)
+	if !ok || info.APIVersion != v1alpha1.SchemeGroupVersion.Version {
+		return errs
+	}
+	for _, e := range errs {
+		e.Field = V1alpha1FieldPath(e.Field)
+	}
+	return errs
+}
+
+var v1alpha1StepTraffic = regexp.MustCompile(`^(spec\.strategy\.(?:canary|blueGreen)\.steps\[\d+\])\.traffic$`)
+
+// V1alpha1FieldPath turns a hub field path into the same field's v1alpha1 path.
+func V1alpha1FieldPath(path string) string {
+	if rest, ok := strings.CutPrefix(path, "spec.workloadRef"); ok {
+		return "spec.objectRef.workloadRef" + rest
+	}
+	return v1alpha1StepTraffic.ReplaceAllString(path, "${1}.weight")
 }
 
 func (rolloutStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
@@ -167,8 +195,16 @@ func (statusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 	)
 }
 
-func (statusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+func (statusStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {
 	newR, oldR := obj.(*rollout.Rollout), old.(*rollout.Rollout)
+	if !isController(ctx) {
+		// Kruise's approve and jump become the action they mean; anything
+		// else a user writes is left for ValidateUpdate to refuse.
+		if action := kruiseStatusAction(newR, oldR, userName(ctx)); action != nil {
+			newR.Status = *oldR.Status.DeepCopy()
+			newR.Status.PendingAction = action
+		}
+	}
 	newR.Spec = oldR.Spec
 	newR.Labels = oldR.Labels
 	newR.Annotations = oldR.Annotations
@@ -176,8 +212,14 @@ func (statusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Objec
 	newR.OwnerReferences = oldR.OwnerReferences
 }
 
-func (statusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateRolloutStatusUpdate(obj.(*rollout.Rollout), old.(*rollout.Rollout))
+func (statusStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	newR, oldR := obj.(*rollout.Rollout), old.(*rollout.Rollout)
+	if !isController(ctx) {
+		if errs := validateUserStatusUpdate(newR, oldR, userName(ctx)); len(errs) > 0 {
+			return errs
+		}
+	}
+	return validation.ValidateRolloutStatusUpdate(newR, oldR)
 }
 
 // actionStrategy is the behaviour of writes made by the action subresources

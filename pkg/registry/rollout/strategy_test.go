@@ -280,3 +280,19 @@ func TestWorkloadIndexAndTrigger(t *testing.T) {
 	_, err = workloadNameIndex("not a rollout")
 	assert.Error(t, err)
 }
+
+// Validation errors name the fields a v1alpha1 client sent.
+func TestV1alpha1FieldPath(t *testing.T) {
+	for hub, want := range map[string]string{
+		"spec.workloadRef":                                "spec.objectRef.workloadRef",
+		"spec.workloadRef.name":                           "spec.objectRef.workloadRef.name",
+		"spec.workloadRef.kind":                           "spec.objectRef.workloadRef.kind",
+		"spec.strategy.canary.steps[0].traffic":           "spec.strategy.canary.steps[0].weight",
+		"spec.strategy.blueGreen.steps[12].traffic":       "spec.strategy.blueGreen.steps[12].weight",
+		"spec.strategy.canary.steps[0].replicas":          "spec.strategy.canary.steps[0].replicas",
+		"spec.strategy.canary.trafficRoutings[0].service": "spec.strategy.canary.trafficRoutings[0].service",
+		"status.currentStepIndex":                         "status.currentStepIndex",
+	} {
+		assert.Equal(t, want, V1alpha1FieldPath(hub), hub)
+	}
+}

@@ -145,7 +145,7 @@ func fullAlpha(workload string) v1alpha1.RolloutSpec {
 					Labels:      map[string]string{"track": "canary"},
 					Annotations: map[string]string{"example.com/release": "canary"},
 				},
-				EnableExtraWorkloadForCanary: true,
+				EnableExtraWorkloadForCanary: ptr.To(true),
 				DisableGenerateCanaryService: true,
 				Analysis: &v1alpha1.RolloutAnalysis{Metrics: []v1alpha1.MetricCheck{{
 					Name: "error-rate",

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeserializer "k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/randfill"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
@@ -42,6 +43,31 @@ func Funcs(_ runtimeserializer.CodecFactory) []interface{} {
 			if s.Weight != nil {
 				w := c.Int31n(101)
 				s.Weight = &w
+			}
+		},
+		// Decoding v1alpha1 gives a weight-only step replicas "<weight>%"
+		// (Kruise's rule), so a step with traffic and no replicas never reads back.
+		func(s *rollout.CanaryStep, c randfill.Continue) {
+			c.FillNoCustom(s)
+			if s.Replicas == nil && s.Traffic != nil {
+				v := intstr.FromInt32(c.Int31n(10) + 1)
+				s.Replicas = &v
+			}
+		},
+		func(s *v1alpha1.CanaryStep, c randfill.Continue) {
+			c.FillNoCustom(s)
+			if s.Replicas == nil && s.Weight != nil {
+				v := intstr.FromInt32(c.Int31n(10) + 1)
+				s.Replicas = &v
+			}
+		},
+		// Decoding v1alpha1 fills an unset enableExtraWorkloadForCanary from
+		// Kruise's rolling-style rule, and every conversion writes it.
+		func(s *v1alpha1.CanaryStrategy, c randfill.Continue) {
+			c.FillNoCustom(s)
+			if s.EnableExtraWorkloadForCanary == nil {
+				extra := c.Bool()
+				s.EnableExtraWorkloadForCanary = &extra
 			}
 		},
 		// v1alpha1 wraps the workload reference in objectRef.workloadRef; the

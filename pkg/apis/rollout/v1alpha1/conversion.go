@@ -88,3 +88,26 @@ func Convert_rollout_ObjectRef_To_v1alpha1_CustomNetworkRef(in *rollout.ObjectRe
 	*out = CustomNetworkRef{APIVersion: in.APIVersion, Kind: in.Kind, Name: in.Name}
 	return nil
 }
+
+// Convert_v1alpha1_CanaryStrategy_To_rollout_CanaryStrategy reads the
+// optional enableExtraWorkloadForCanary; defaulting has already applied
+// Kruise's rule to an unset one, so unset here means in place.
+func Convert_v1alpha1_CanaryStrategy_To_rollout_CanaryStrategy(in *CanaryStrategy, out *rollout.CanaryStrategy, s conversion.Scope) error {
+	if err := autoConvert_v1alpha1_CanaryStrategy_To_rollout_CanaryStrategy(in, out, s); err != nil {
+		return err
+	}
+	out.EnableExtraWorkloadForCanary = in.EnableExtraWorkloadForCanary != nil && *in.EnableExtraWorkloadForCanary
+	return nil
+}
+
+// Convert_rollout_CanaryStrategy_To_v1alpha1_CanaryStrategy always writes
+// enableExtraWorkloadForCanary, so a v1alpha1 client that reads a Rollout and
+// writes it back never has Kruise's default flip an in-place release to canary style.
+func Convert_rollout_CanaryStrategy_To_v1alpha1_CanaryStrategy(in *rollout.CanaryStrategy, out *CanaryStrategy, s conversion.Scope) error {
+	if err := autoConvert_rollout_CanaryStrategy_To_v1alpha1_CanaryStrategy(in, out, s); err != nil {
+		return err
+	}
+	extra := in.EnableExtraWorkloadForCanary
+	out.EnableExtraWorkloadForCanary = &extra
+	return nil
+}

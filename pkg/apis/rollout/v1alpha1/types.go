@@ -94,9 +94,11 @@ type CanaryStrategy struct {
 	// +optional
 	PatchPodTemplateMetadata *PatchPodTemplateMetadata `json:"patchPodTemplateMetadata,omitempty"`
 	// EnableExtraWorkloadForCanary releases a Deployment through an extra canary
-	// Deployment instead of in place.
+	// Deployment instead of in place. Unset, it follows Kruise's v1alpha1 rule:
+	// true for a Deployment unless the Rollout is annotated
+	// rollouts.kruise.io/rolling-style (or rollout.kruise.io/rolling-style): partition.
 	// +optional
-	EnableExtraWorkloadForCanary bool `json:"enableExtraWorkloadForCanary,omitempty"`
+	EnableExtraWorkloadForCanary *bool `json:"enableExtraWorkloadForCanary,omitempty"`
 	// DisableGenerateCanaryService stops the controller from creating a canary Service.
 	// +optional
 	DisableGenerateCanaryService bool `json:"disableGenerateCanaryService,omitempty"`

@@ -176,6 +176,11 @@ func (in *CanaryStrategy) DeepCopyInto(out *CanaryStrategy) {
 		*out = new(PatchPodTemplateMetadata)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.EnableExtraWorkloadForCanary != nil {
+		in, out := &in.EnableExtraWorkloadForCanary, &out.EnableExtraWorkloadForCanary
+		*out = new(bool)
+		**out = **in
+	}
 	if in.Analysis != nil {
 		in, out := &in.Analysis, &out.Analysis
 		*out = new(RolloutAnalysis)

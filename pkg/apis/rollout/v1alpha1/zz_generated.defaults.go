@@ -35,9 +35,11 @@ func RegisterDefaults(scheme *runtime.Scheme) error {
 }
 
 func SetObjectDefaults_Rollout(in *Rollout) {
+	SetDefaults_Rollout(in)
 	if in.Spec.Strategy.Canary != nil {
 		for i := range in.Spec.Strategy.Canary.Steps {
 			a := &in.Spec.Strategy.Canary.Steps[i]
+			SetDefaults_CanaryStep(a)
 			if a.Analysis != nil {
 				for j := range a.Analysis.Metrics {
 					b := &a.Analysis.Metrics[j]
@@ -55,6 +57,7 @@ func SetObjectDefaults_Rollout(in *Rollout) {
 	if in.Spec.Strategy.BlueGreen != nil {
 		for i := range in.Spec.Strategy.BlueGreen.Steps {
 			a := &in.Spec.Strategy.BlueGreen.Steps[i]
+			SetDefaults_CanaryStep(a)
 			if a.Analysis != nil {
 				for j := range a.Analysis.Metrics {
 					b := &a.Analysis.Metrics[j]

@@ -37,6 +37,9 @@ const (
 	// MaxAbortReasonLength is the longest reason an abort request may carry; it
 	// ends up in status, which every reader of the Rollout downloads.
 	MaxAbortReasonLength = 1024
+	// MaxRevisionLength bounds a revision named in an action's preconditions
+	// (a pod-template hash or a ControllerRevision name fits easily).
+	MaxRevisionLength = 253
 
 	// SupportedWorkloadAPIVersion is the API version of every supported workload kind.
 	SupportedWorkloadAPIVersion = "apps/v1"
@@ -141,17 +144,53 @@ func ValidateRolloutStatusUpdate(newR, oldR *rollout.Rollout) field.ErrorList {
 
 // ValidateRolloutPromote validates the body of a promote request.
 func ValidateRolloutPromote(p *rollout.RolloutPromote) field.ErrorList {
-	return validateActionMeta(&p.ObjectMeta, field.NewPath("metadata"))
+	allErrs := validateActionMeta(&p.ObjectMeta, field.NewPath("metadata"))
+	if p.ToStepIndex != nil {
+		if *p.ToStepIndex < 1 {
+			allErrs = append(allErrs, field.Invalid(field.NewPath("toStepIndex"), *p.ToStepIndex, "must be a step number, 1 or more"))
+		}
+		if p.Full {
+			allErrs = append(allErrs, field.Forbidden(field.NewPath("toStepIndex"), "cannot be combined with full"))
+		}
+	}
+	return append(allErrs, validateActionPreconditions(p.Preconditions, field.NewPath("preconditions"))...)
+}
+
+// ValidatePromoteTarget checks a promote's toStepIndex against the steps the
+// Rollout has; it runs when the Rollout is read, since the body alone cannot know.
+func ValidatePromoteTarget(p *rollout.RolloutPromote, steps int) field.ErrorList {
+	if p.ToStepIndex != nil && int(*p.ToStepIndex) > steps {
+		return field.ErrorList{field.Invalid(field.NewPath("toStepIndex"), *p.ToStepIndex,
+			fmt.Sprintf("the Rollout has %d steps", steps))}
+	}
+	return nil
+}
+
+// validateActionPreconditions checks the optional preconditions of an action.
+func validateActionPreconditions(p *rollout.ActionPreconditions, fldPath *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if p == nil {
+		return nil
+	}
+	if p.StepIndex != nil && *p.StepIndex < 0 {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("stepIndex"), *p.StepIndex, "must not be negative"))
+	}
+	if len(p.CanaryRevision) > MaxRevisionLength {
+		allErrs = append(allErrs, field.TooLong(fldPath.Child("canaryRevision"), "", MaxRevisionLength))
+	}
+	return allErrs
 }
 
 // ValidateRolloutPause validates the body of a pause request.
 func ValidateRolloutPause(p *rollout.RolloutPause) field.ErrorList {
-	return validateActionMeta(&p.ObjectMeta, field.NewPath("metadata"))
+	allErrs := validateActionMeta(&p.ObjectMeta, field.NewPath("metadata"))
+	return append(allErrs, validateActionPreconditions(p.Preconditions, field.NewPath("preconditions"))...)
 }
 
 // ValidateRolloutResume validates the body of a resume request.
 func ValidateRolloutResume(r *rollout.RolloutResume) field.ErrorList {
-	return validateActionMeta(&r.ObjectMeta, field.NewPath("metadata"))
+	allErrs := validateActionMeta(&r.ObjectMeta, field.NewPath("metadata"))
+	return append(allErrs, validateActionPreconditions(r.Preconditions, field.NewPath("preconditions"))...)
 }
 
 // ValidateRolloutAbort validates the body of an abort request.
@@ -160,7 +199,7 @@ func ValidateRolloutAbort(a *rollout.RolloutAbort) field.ErrorList {
 	if len(a.Reason) > MaxAbortReasonLength {
 		allErrs = append(allErrs, field.TooLong(field.NewPath("reason"), a.Reason, MaxAbortReasonLength))
 	}
-	return allErrs
+	return append(allErrs, validateActionPreconditions(a.Preconditions, field.NewPath("preconditions"))...)
 }
 
 // ValidateActionName checks that an action request body addresses the Rollout

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/internal/fakecluster"
@@ -368,4 +369,48 @@ func stableHash(t *testing.T, c *fakecluster.Cluster) string {
 	}
 	t.Fatal("no stable ReplicaSet")
 	return ""
+}
+
+// A decision, not an accident (docs/api.md, "Moving from Kruise Rollout"):
+// when the workload is scaled down mid-release, the canary Deployment follows
+// the step's share of the new total. 10 → 5 at a 60% step: Kruise keeps 6
+// canary pods; we go to 3.
+func TestCanaryFollowsAScaleDown(t *testing.T) {
+	ctx := context.Background()
+	ro := newRollout(true)
+	c := fakecluster.New(t, fakecluster.NewDeployment("web", "v1", 10, "25%", "25%"), ro)
+	c.Settle()
+	c.SetImage(v1beta1.KindDeployment, "web", "v2", true)
+	r := NewCanary(c.Deps)
+	sixtyPercent := intstr.FromString("60%")
+	step := v1beta1.CanaryStep{Replicas: &sixtyPercent}
+
+	upgrade := func() int32 {
+		t.Helper()
+		var desired int32
+		for range 10 {
+			info, err := r.Observe(ctx, ro)
+			require.NoError(t, err)
+			desired, err = workload.StepReplicas(&step, info.Replicas)
+			require.NoError(t, err)
+			ready, err := r.Upgrade(ctx, ro, info, desired)
+			require.NoError(t, err)
+			if ready {
+				return desired
+			}
+			c.Settle()
+		}
+		t.Fatalf("the canary never became ready at %d pods", desired)
+		return 0
+	}
+	require.Equal(t, int32(6), upgrade())
+	assert.Equal(t, int32(6), *c.Deployment(CanaryName("web")).Spec.Replicas)
+
+	d := c.Deployment("web")
+	d.Spec.Replicas = ptr.To[int32](5)
+	_, err := c.Kube.AppsV1().Deployments(d.Namespace).Update(ctx, d, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	c.Settle()
+	require.Equal(t, int32(3), upgrade())
+	assert.Equal(t, int32(3), *c.Deployment(CanaryName("web")).Spec.Replicas, "60% of the new total of 5")
 }

@@ -37,7 +37,9 @@ type CanaryStrategyApplyConfiguration struct {
 	// PatchPodTemplateMetadata adds labels and annotations to the pods of the new revision.
 	PatchPodTemplateMetadata *PatchPodTemplateMetadataApplyConfiguration `json:"patchPodTemplateMetadata,omitempty"`
 	// EnableExtraWorkloadForCanary releases a Deployment through an extra canary
-	// Deployment instead of in place.
+	// Deployment instead of in place. Unset, it follows Kruise's v1alpha1 rule:
+	// true for a Deployment unless the Rollout is annotated
+	// rollouts.kruise.io/rolling-style (or rollout.kruise.io/rolling-style): partition.
 	EnableExtraWorkloadForCanary *bool `json:"enableExtraWorkloadForCanary,omitempty"`
 	// DisableGenerateCanaryService stops the controller from creating a canary Service.
 	DisableGenerateCanaryService *bool `json:"disableGenerateCanaryService,omitempty"`
