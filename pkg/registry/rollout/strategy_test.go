@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authentication/user"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -97,7 +99,7 @@ func TestStatusStrategyPrepareForUpdate(t *testing.T) {
 	updated.Finalizers = []string{"example.com/other"}
 	updated.OwnerReferences = nil
 
-	NewStatusStrategy(testStrategy()).PrepareForUpdate(context.Background(), updated, old)
+	NewStatusStrategy(testStrategy()).PrepareForUpdate(controllerContext(), updated, old)
 
 	assert.Equal(t, old.Spec, updated.Spec)
 	assert.Equal(t, old.Labels, updated.Labels)
@@ -154,7 +156,7 @@ func TestValidateUpdateOfEachStrategy(t *testing.T) {
 	t.Run("status: an unknown phase is refused", func(t *testing.T) {
 		updated := old.DeepCopy()
 		updated.Status.Phase = "Exploding"
-		errs := NewStatusStrategy(s).ValidateUpdate(context.Background(), updated, old)
+		errs := NewStatusStrategy(s).ValidateUpdate(controllerContext(), updated, old)
 		require.Len(t, errs, 1)
 		assert.Equal(t, "status.phase", errs[0].Field)
 	})
@@ -295,4 +297,47 @@ func TestV1alpha1FieldPath(t *testing.T) {
 	} {
 		assert.Equal(t, want, V1alpha1FieldPath(hub), hub)
 	}
+}
+
+// controllerContext is a request by the embedded controller (the loopback identity).
+func controllerContext() context.Context {
+	return genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: user.APIServerUser})
+}
+
+// A user's status write other than Kruise's approve or jump is refused; the
+// approve of a paused step becomes a pending promote.
+func TestUserStatusWrites(t *testing.T) {
+	s := NewStatusStrategy(testStrategy())
+	bob := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "bob"})
+	old := progressing(newRollout("web"), 2, rollout.CanaryStepStatePaused)
+
+	forged := old.DeepCopy()
+	forged.Status.Phase = rollout.RolloutPhaseHealthy
+	s.PrepareForUpdate(bob, forged, old)
+	errs := s.ValidateUpdate(bob, forged, old)
+	require.Len(t, errs, 1)
+	assert.Equal(t, "status", errs[0].Field)
+	assert.Contains(t, errs[0].Detail, "status is written by the controller")
+
+	approve := old.DeepCopy()
+	approve.Status.CanaryStatus.CurrentStepState = rollout.CanaryStepStateReady
+	s.PrepareForUpdate(bob, approve, old)
+	assert.Empty(t, s.ValidateUpdate(bob, approve, old))
+	require.NotNil(t, approve.Status.PendingAction)
+	assert.Equal(t, rollout.RolloutActionPromote, approve.Status.PendingAction.Type)
+	assert.Equal(t, int32(2), approve.Status.PendingAction.StepIndex)
+	assert.Equal(t, "bob", approve.Status.PendingAction.RequestedBy)
+	assert.Equal(t, rollout.CanaryStepStatePaused, approve.Status.CanaryStatus.CurrentStepState)
+
+	jump := old.DeepCopy()
+	jump.Status.CanaryStatus.NextStepIndex = 3
+	s.PrepareForUpdate(bob, jump, old)
+	assert.Empty(t, s.ValidateUpdate(bob, jump, old))
+	require.NotNil(t, jump.Status.PendingAction)
+	assert.Equal(t, ptr.To[int32](3), jump.Status.PendingAction.ToStepIndex)
+
+	forgedAction := old.DeepCopy()
+	forgedAction.Status.PendingAction = &rollout.RolloutActionRequest{Type: rollout.RolloutActionPromote, StepIndex: 2, Full: true, RequestedBy: "bob"}
+	s.PrepareForUpdate(bob, forgedAction, old)
+	assert.Len(t, s.ValidateUpdate(bob, forgedAction, old), 1, "a forged full promote is refused")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 )
@@ -88,8 +89,8 @@ func TestActionsThatMakeNoSense(t *testing.T) {
 			_, err := rollouts(ns).Abort(ctx, "idle", &v1beta1.RolloutAbort{Reason: "why not"}, metav1.CreateOptions{})
 			return err
 		}},
-		{"resume a Rollout that is not paused", "idle", "the Rollout is not paused", func() error {
-			_, err := rollouts(ns).Resume(ctx, "idle", &v1beta1.RolloutResume{}, metav1.CreateOptions{})
+		{"resume meant for another step", "paused", "precondition failed", func() error {
+			_, err := rollouts(ns).Resume(ctx, "paused", &v1beta1.RolloutResume{Preconditions: &v1beta1.ActionPreconditions{StepIndex: ptr.To[int32](1)}}, metav1.CreateOptions{})
 			return err
 		}},
 		{"promote a step that is not waiting", "upgrading", "step 1 is in state StepUpgrade, not waiting to be promoted", func() error {
@@ -98,10 +99,6 @@ func TestActionsThatMakeNoSense(t *testing.T) {
 		}},
 		{"promote a paused Rollout", "paused", "resume it before promoting", func() error {
 			_, err := rollouts(ns).Promote(ctx, "paused", &v1beta1.RolloutPromote{Full: true}, metav1.CreateOptions{})
-			return err
-		}},
-		{"pause a paused Rollout", "paused", "the Rollout is already paused", func() error {
-			_, err := rollouts(ns).Pause(ctx, "paused", &v1beta1.RolloutPause{}, metav1.CreateOptions{})
 			return err
 		}},
 	}
@@ -230,7 +227,7 @@ func TestActionDryRun(t *testing.T) {
 	assert.Equal(t, before, after, "a dry run stores nothing")
 
 	// A dry run is checked like a real request.
-	_, err = rollouts(ns).Resume(ctx, "web", &v1beta1.RolloutResume{}, dryRun)
+	_, err = rollouts(ns).Resume(ctx, "web", &v1beta1.RolloutResume{Preconditions: &v1beta1.ActionPreconditions{StepIndex: ptr.To[int32](9)}}, dryRun)
 	assert.True(t, apierrors.IsConflict(err), "got %v", err)
 }
 
@@ -294,4 +291,24 @@ func TestActionsOnADeletingRollout(t *testing.T) {
 			assert.Contains(t, err.Error(), "being deleted")
 		})
 	}
+}
+
+// Pause and resume sent twice answer like the first: the Rollout, unchanged,
+// with no new write.
+func TestPauseResumeTwiceAreIdempotent(t *testing.T) {
+	ctx, ns := testContext(t), newNamespace(t)
+	create(ctx, t, ns, newRollout("web", "web"))
+	first, err := rollouts(ns).Pause(ctx, "web", &v1beta1.RolloutPause{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	second, err := rollouts(ns).Pause(ctx, "web", &v1beta1.RolloutPause{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.True(t, second.Spec.Strategy.Paused)
+	assert.Equal(t, first.ResourceVersion, second.ResourceVersion, "the second pause writes nothing")
+
+	first, err = rollouts(ns).Resume(ctx, "web", &v1beta1.RolloutResume{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	second, err = rollouts(ns).Resume(ctx, "web", &v1beta1.RolloutResume{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.False(t, second.Spec.Strategy.Paused)
+	assert.Equal(t, first.ResourceVersion, second.ResourceVersion, "the second resume writes nothing")
 }

@@ -231,7 +231,7 @@ func fullV1beta1Rollout() *v1beta1.Rollout {
 			CurrentStepIndex: 1,
 			CurrentStepState: v1beta1.CanaryStepStatePaused,
 			PendingAction: &v1beta1.RolloutActionRequest{
-				Type: v1beta1.RolloutActionPromote, StepIndex: 1, Full: true, Reason: "looks good",
+				Type: v1beta1.RolloutActionPromote, StepIndex: 1, Full: true, ToStepIndex: ptr.To[int32](2), Reason: "looks good",
 				RequestedBy: "alice", RequestedAt: t1,
 			},
 			Abort: &v1beta1.RolloutAbortStatus{
