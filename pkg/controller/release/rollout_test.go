@@ -15,6 +15,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/internal/fakecluster"
@@ -696,4 +697,55 @@ func TestReleasedGuardsAgainstStaleWorkloadCaches(t *testing.T) {
 			assert.Equal(t, tt.want, released(&tt.status, "v2"))
 		})
 	}
+}
+
+// A promote with toStepIndex (or Kruise's nextStepIndex patch, recorded the
+// same way) moves the release to that step, forward or back, and the step
+// starts over: its pods, then its pause.
+func TestJumpToAStep(t *testing.T) {
+	e := newEnv(t, webRollout(fakecluster.Step("25%", -1), fakecluster.Step("50%", -1), fakecluster.Step("75%", -1), fakecluster.Step("100%", -1)), webDeployment())
+	e.startRelease()
+	require.Equal(t, int32(1), e.ro().Status.CurrentStepIndex)
+
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1, ToStepIndex: ptr.To[int32](3)})
+	e.settle()
+	ro := e.ro()
+	assert.Nil(t, ro.Status.PendingAction)
+	assert.Equal(t, int32(3), ro.Status.CurrentStepIndex)
+	assert.Equal(t, v1beta1.CanaryStepStatePaused, ro.Status.CurrentStepState)
+	assert.Equal(t, int32(4), ro.Status.CanaryStatus.NextStepIndex)
+	assert.Equal(t, int32(3), e.replicaSets()["v2"])
+	assert.True(t, e.hadEvent("Promoted"))
+
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 3, ToStepIndex: ptr.To[int32](2)})
+	e.settle()
+	ro = e.ro()
+	assert.Equal(t, int32(2), ro.Status.CurrentStepIndex, "a jump back")
+	assert.Equal(t, v1beta1.CanaryStepStatePaused, ro.Status.CurrentStepState)
+
+	// A jump recorded for a step that is no longer current is dropped.
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1, ToStepIndex: ptr.To[int32](4)})
+	e.settle()
+	assert.Equal(t, int32(2), e.ro().Status.CurrentStepIndex)
+}
+
+// Kruise waits at a last step short of 100% that says pause {}, even when its
+// share rounds up to every pod (90% of 4); and after the release,
+// observedWorkloadGeneration is the Deployment's generation.
+func TestLastStepShortOf100WaitsForPromote(t *testing.T) {
+	e := newEnv(t, webRollout(fakecluster.Step("50%", -1), fakecluster.Step("90%", -1)), webDeployment())
+	e.startRelease()
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1})
+	e.settle()
+	ro := e.ro()
+	require.Equal(t, v1beta1.RolloutPhaseProgressing, ro.Status.Phase)
+	assert.Equal(t, int32(2), ro.Status.CurrentStepIndex)
+	assert.Equal(t, v1beta1.CanaryStepStatePaused, ro.Status.CurrentStepState)
+	assert.Contains(t, ro.Status.Message, "waiting for promote")
+
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 2})
+	e.settle()
+	ro = e.ro()
+	require.Equal(t, v1beta1.RolloutPhaseHealthy, ro.Status.Phase)
+	assert.Equal(t, e.c.Deployment("web").Generation, ro.Status.CanaryStatus.ObservedWorkloadGeneration)
 }
