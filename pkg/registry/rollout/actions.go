@@ -173,6 +173,59 @@ func (abortAction) apply(r *rollout.Rollout, request runtime.Object, by actor) e
 	return nil
 }
 
+// retryAction asks the controller to release the aborted revision again from
+// step 1. It is the explicit way out of phase Aborted for a workload whose
+// template still says the aborted revision (the other is changing the template).
+type retryAction struct{}
+
+func (retryAction) newRequest() runtime.Object { return &rollout.RolloutRetry{} }
+
+func (retryAction) validate(request runtime.Object) field.ErrorList {
+	return validation.ValidateRolloutRetry(request.(*rollout.RolloutRetry))
+}
+
+func (retryAction) apply(r *rollout.Rollout, request runtime.Object, by actor) error {
+	if r.Status.Phase != rollout.RolloutPhaseAborted {
+		return conflict(r.Name, "nothing to retry: the Rollout is %s, not Aborted", phaseOf(r))
+	}
+	if r.Spec.Disabled {
+		return conflict(r.Name, "the Rollout is disabled")
+	}
+	revision := ""
+	if cs := r.Status.CanaryStatus; cs != nil {
+		revision = cs.CanaryRevision
+	}
+	if err := checkPreconditions(r, request.(*rollout.RolloutRetry).Preconditions, revision); err != nil {
+		return err
+	}
+	if pending := r.Status.PendingAction; pending != nil {
+		if pending.Type == rollout.RolloutActionRetry {
+			return nil // the same retry, sent again: already recorded
+		}
+		return conflict(r.Name, "%s is already pending", pending.Type)
+	}
+	r.Status.PendingAction = &rollout.RolloutActionRequest{
+		Type: rollout.RolloutActionRetry, StepIndex: r.Status.CurrentStepIndex,
+		RequestedBy: by.user, RequestedAt: by.at,
+	}
+	return nil
+}
+
+// checkPreconditions refuses an action meant for another step or revision
+// than the Rollout's current ones, naming both, so its sender can look again.
+func checkPreconditions(r *rollout.Rollout, p *rollout.ActionPreconditions, revision string) error {
+	if p == nil {
+		return nil
+	}
+	if p.StepIndex != nil && *p.StepIndex != r.Status.CurrentStepIndex {
+		return conflict(r.Name, "precondition failed: the request is for step %d, the Rollout is at step %d of revision %q", *p.StepIndex, r.Status.CurrentStepIndex, revision)
+	}
+	if p.CanaryRevision != "" && p.CanaryRevision != revision {
+		return conflict(r.Name, "precondition failed: the request is for revision %q, the Rollout is at step %d of revision %q", p.CanaryRevision, r.Status.CurrentStepIndex, revision)
+	}
+	return nil
+}
+
 // pauseAction sets spec.strategy.paused, Kruise's own field for it.
 type pauseAction struct{}
 

@@ -24,6 +24,7 @@ type Storage struct {
 	Pause   *ActionREST
 	Resume  *ActionREST
 	Abort   *ActionREST
+	Retry   *ActionREST
 }
 
 // Map returns the storage of one served version keyed by resource path.
@@ -37,6 +38,7 @@ func (s *Storage) Map(versionedRollout runtime.Object) map[string]rest.Storage {
 		"rollouts/pause":   s.Pause.producing(versionedRollout),
 		"rollouts/resume":  s.Resume.producing(versionedRollout),
 		"rollouts/abort":   s.Abort.producing(versionedRollout),
+		"rollouts/retry":   s.Retry.producing(versionedRollout),
 	}
 }
 
@@ -106,6 +108,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*
 		Pause:   newActionREST(&actionStore, pauseAction{}),
 		Resume:  newActionREST(&actionStore, resumeAction{}),
 		Abort:   newActionREST(&actionStore, abortAction{}),
+		Retry:   newActionREST(&actionStore, retryAction{}),
 	}, nil
 }
 

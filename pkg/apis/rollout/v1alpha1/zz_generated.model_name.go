@@ -22,6 +22,11 @@ limitations under the License.
 package v1alpha1
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ActionPreconditions) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1alpha1.ActionPreconditions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in BlueGreenStatus) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1alpha1.BlueGreenStatus"
 }
@@ -174,6 +179,11 @@ func (in RolloutPromote) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RolloutResume) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1alpha1.RolloutResume"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutRetry) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1alpha1.RolloutRetry"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.

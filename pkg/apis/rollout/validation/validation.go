@@ -37,6 +37,10 @@ const (
 	// MaxAbortReasonLength is the longest reason an abort request may carry; it
 	// ends up in status, which every reader of the Rollout downloads.
 	MaxAbortReasonLength = 1024
+	// MaxRevisionLength is the longest revision an action precondition may
+	// name: revisions are label values (pod-template-hash) or object names
+	// (ControllerRevisions), never longer than an object name.
+	MaxRevisionLength = 253
 
 	// SupportedWorkloadAPIVersion is the API version of every supported workload kind.
 	SupportedWorkloadAPIVersion = "apps/v1"
@@ -58,7 +62,7 @@ var (
 
 	knownPhases = []rollout.RolloutPhase{
 		rollout.RolloutPhaseInitial, rollout.RolloutPhaseHealthy, rollout.RolloutPhaseProgressing,
-		rollout.RolloutPhaseTerminating, rollout.RolloutPhaseDisabled, rollout.RolloutPhaseDisabling,
+		rollout.RolloutPhaseAborted, rollout.RolloutPhaseTerminating, rollout.RolloutPhaseDisabled, rollout.RolloutPhaseDisabling,
 	}
 	knownStepStates = []rollout.CanaryStepState{
 		rollout.CanaryStepStateInit, rollout.CanaryStepStateUpgrade, rollout.CanaryStepStateTrafficRouting,
@@ -66,7 +70,7 @@ var (
 		rollout.CanaryStepStateCompleted,
 	}
 	knownConditionStatuses = []corev1.ConditionStatus{corev1.ConditionTrue, corev1.ConditionFalse, corev1.ConditionUnknown}
-	knownActions           = []rollout.RolloutActionType{rollout.RolloutActionPromote, rollout.RolloutActionAbort}
+	knownActions           = []rollout.RolloutActionType{rollout.RolloutActionPromote, rollout.RolloutActionAbort, rollout.RolloutActionRetry}
 
 	// percentRegexp is the shape of a percentage: digits and a percent sign,
 	// no sign, spaces or fractions, which strconv.Atoi alone would let through.
@@ -89,11 +93,16 @@ func ValidateRollout(r *rollout.Rollout) field.ErrorList {
 func ValidateRolloutUpdate(newR, oldR *rollout.Rollout) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(&newR.ObjectMeta, &oldR.ObjectMeta, field.NewPath("metadata"))
 	allErrs = append(allErrs, ValidateRollout(newR)...)
+	specPath := field.NewPath("spec")
+	if oldR.Status.Phase == rollout.RolloutPhaseAborted && newR.Spec.WorkloadRef != oldR.Spec.WorkloadRef {
+		// The aborted workload is still held; another reference would leave it so.
+		allErrs = append(allErrs, field.Forbidden(specPath.Child("workloadRef"),
+			"cannot change while the workload is held after an abort; change its template, retry or disable the Rollout first"))
+	}
 	if oldR.Status.Phase != rollout.RolloutPhaseProgressing {
 		return allErrs
 	}
 
-	specPath := field.NewPath("spec")
 	if newR.Spec.WorkloadRef != oldR.Spec.WorkloadRef {
 		allErrs = append(allErrs, field.Forbidden(specPath.Child("workloadRef"), inProgressMessage))
 	}
@@ -159,6 +168,28 @@ func ValidateRolloutAbort(a *rollout.RolloutAbort) field.ErrorList {
 	allErrs := validateActionMeta(&a.ObjectMeta, field.NewPath("metadata"))
 	if len(a.Reason) > MaxAbortReasonLength {
 		allErrs = append(allErrs, field.TooLong(field.NewPath("reason"), a.Reason, MaxAbortReasonLength))
+	}
+	return allErrs
+}
+
+// ValidateRolloutRetry validates the body of a retry request.
+func ValidateRolloutRetry(r *rollout.RolloutRetry) field.ErrorList {
+	allErrs := validateActionMeta(&r.ObjectMeta, field.NewPath("metadata"))
+	return append(allErrs, validateActionPreconditions(r.Preconditions, field.NewPath("preconditions"))...)
+}
+
+// validateActionPreconditions checks the shape of an action's preconditions;
+// whether they hold is decided against the stored Rollout, as a 409.
+func validateActionPreconditions(p *rollout.ActionPreconditions, fldPath *field.Path) field.ErrorList {
+	if p == nil {
+		return nil
+	}
+	var allErrs field.ErrorList
+	if p.StepIndex != nil && *p.StepIndex < 1 {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("stepIndex"), *p.StepIndex, "must be a step number, 1 or more"))
+	}
+	if len(p.CanaryRevision) > MaxRevisionLength {
+		allErrs = append(allErrs, field.TooLong(fldPath.Child("canaryRevision"), p.CanaryRevision, MaxRevisionLength))
 	}
 	return allErrs
 }
