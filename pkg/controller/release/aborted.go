@@ -87,8 +87,9 @@ func (r *Reconciler) syncAborted(ctx context.Context, p *pass) error {
 	}
 	switch {
 	case info.CanaryRevision == cs.StableRevision:
-		// Reverted to the stable template: nothing to release, hand back.
-		r.handBackAfterRevert(p)
+		// Reverted to the stable template: nothing to release, hand back. The
+		// finaliseCancel stages find traffic at stable already and undo the hold.
+		r.cancel(p)
 		return r.runFinalise(ctx, p, finaliseCancel)
 	case info.CanaryRevision != cs.CanaryRevision || info.RolloutID != cs.ObservedRolloutID:
 		// A new revision (or rollout-id): a new release from the same stable.
@@ -102,21 +103,6 @@ func (r *Reconciler) syncAborted(ctx context.Context, p *pass) error {
 		p.after(waitPoll)
 	}
 	return err
-}
-
-// handBackAfterRevert records the end of an aborted state whose workload's
-// template went back to the stable revision. The finaliseCancel stages that
-// follow only find traffic at stable already and undo the hold.
-func (r *Reconciler) handBackAfterRevert(p *pass) {
-	cs := p.status.CanaryStatus
-	message := fmt.Sprintf("%s %s was reverted to the stable revision %s after the abort of %s; handing it back",
-		p.info.Kind, p.info.Name, cs.StableRevision, cs.CanaryRevision)
-	setCondition(p.status, v1beta1.RolloutConditionProgressing, corev1.ConditionTrue, v1beta1.ProgressingReasonCancelling, message, p.now)
-	cs.FinalisingStep = ""
-	cs.LastUpdateTime = &p.now
-	p.status.Message = message
-	p.event(corev1.EventTypeNormal, "Reverted", "%s", message)
-	klog.InfoS("Aborted release reverted", "rollout", klog.KObj(p.ro), "revision", cs.CanaryRevision, "stable", cs.StableRevision)
 }
 
 // retry releases the aborted revision again from step 1: the status write

@@ -90,7 +90,8 @@ func TestAbortedRevertToStableHandsBack(t *testing.T) {
 	assert.Equal(t, d.Spec.Strategy, got.Spec.Strategy, "the strategy comes back exactly")
 	assert.Equal(t, map[string]int32{"v1": 4, "v2": 0}, e.replicaSets(), "nothing rolled")
 	assert.Equal(t, 1, e.countEvents("ReleaseStarted"), "a revert is no release")
-	assert.True(t, e.hadEvent("Reverted"))
+	assert.True(t, e.hadEvent("Cancelled"))
+	assert.Equal(t, ReasonCancelled, condition(ro, v1beta1.RolloutConditionSucceeded).Reason)
 }
 
 func TestAbortedNewRevisionStartsARelease(t *testing.T) {
