@@ -199,7 +199,8 @@ func TestAbortOfADaemonSetRewritesTheTemplate(t *testing.T) {
 	e.c.SetImage(v1beta1.KindDaemonSet, "agent", "v2", true)
 	e.settle()
 	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionAbort, StepIndex: 1})
-	e.settle()
+	// The DaemonSet controller observes the written template a pass later: settle until done.
+	e.settleUntil(func(ro *v1beta1.Rollout) bool { return ro.Status.Phase == v1beta1.RolloutPhaseHealthy })
 	got := e.ro()
 	assert.Equal(t, v1beta1.RolloutPhaseHealthy, got.Status.Phase)
 	assert.Equal(t, v1beta1.ProgressingReasonAborted, condition(got, v1beta1.RolloutConditionProgressing).Reason)
