@@ -9,8 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 )
 
 // POST rollouts/NAME/retry through the real server: refused with 409 unless
