@@ -12,8 +12,8 @@ import (
 )
 
 // releaseProgressDeadline: a step whose new pods never become ready aborts the release by
-// itself once progressDeadlineSeconds (10) have passed, and the Deployment goes back to the
-// stable revision.
+// itself once progressDeadlineSeconds (10) have passed: every pod goes back to the stable
+// revision, while the Deployment keeps the broken template and stays held (phase Aborted).
 //
 // Making pods never ready under kwok: a readiness gate does not do it, because kwok's
 // pod-ready Stage writes every spec.readinessGates condition as True along with Ready (checked
@@ -37,7 +37,7 @@ func releaseProgressDeadline(t *testing.T) {
 		return live["app:v2"] == 2 && ready["app:v2"] == 0, desc
 	})
 
-	ro := s.waitForPhase(v1beta1.RolloutPhaseHealthy, v1beta1.ProgressingReasonAborted)
+	ro := s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)
 	s.expectCondition(ro, v1beta1.RolloutConditionSucceeded, corev1.ConditionFalse, v1beta1.ProgressingReasonAborted)
 	a := ro.Status.Abort
 	if a == nil || a.Reason != v1beta1.AbortReasonProgressDeadline || a.StepIndex != 1 {
@@ -62,15 +62,16 @@ func releaseProgressDeadline(t *testing.T) {
 	}
 
 	s.expectPods(pods{"app:v1": 10})
-	s.expectWorkloadOn("app:v1")
-	s.expectWorkloadReleased(true)
 	ctx, cancel := s.ctx()
 	defer cancel()
 	d, err := s.env.c.Client.AppsV1().Deployments(s.ns).Get(ctx, s.name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Spec.Template.Spec.NodeSelector) != 0 {
-		t.Errorf("the Deployment's template still has the broken revision's nodeSelector %v", d.Spec.Template.Spec.NodeSelector)
+	if d.Spec.Template.Spec.Containers[0].Image != "app:v2" || len(d.Spec.Template.Spec.NodeSelector) == 0 {
+		t.Errorf("the Deployment's template changed: image %s, nodeSelector %v; want it as the user wrote it", d.Spec.Template.Spec.Containers[0].Image, d.Spec.Template.Spec.NodeSelector)
+	}
+	if !d.Spec.Paused || !isHeld(d) {
+		t.Errorf("the aborted Deployment is not held: paused=%v held=%v", d.Spec.Paused, isHeld(d))
 	}
 }

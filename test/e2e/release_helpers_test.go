@@ -351,6 +351,11 @@ func withExtraCanaryWorkload() rolloutOption {
 	return func(ro *v1beta1.Rollout) { ro.Spec.Strategy.Canary.EnableExtraWorkloadForCanary = true }
 }
 
+// withAbortRewritesTemplate opts into the abort that writes the stable template back.
+func withAbortRewritesTemplate() rolloutOption {
+	return func(ro *v1beta1.Rollout) { ro.Spec.Strategy.AbortRewritesTemplate = true }
+}
+
 func withProgressDeadline(seconds int32) rolloutOption {
 	return func(ro *v1beta1.Rollout) { ro.Spec.ProgressDeadlineSeconds = ptr.To(seconds) }
 }

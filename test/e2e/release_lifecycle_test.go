@@ -19,10 +19,10 @@ import (
 
 // releaseToStep2 creates the Deployment and its Rollout, releases app:v2 and promotes it to
 // step 2 (5 of 10 pods on the new revision, ready).
-func (s *scenario) releaseToStep2(step2 v1beta1.CanaryStep) {
+func (s *scenario) releaseToStep2(step2 v1beta1.CanaryStep, opts ...rolloutOption) {
 	s.t.Helper()
 	s.givenDeployment("web", 10)
-	s.givenRollout([]v1beta1.CanaryStep{step("20%"), step2, step("100%")})
+	s.givenRollout([]v1beta1.CanaryStep{step("20%"), step2, step("100%")}, opts...)
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
 	s.expectPods(pods{"app:v2": 2, "app:v1": 8})
@@ -31,11 +31,12 @@ func (s *scenario) releaseToStep2(step2 v1beta1.CanaryStep) {
 	s.expectPods(pods{"app:v2": 5, "app:v1": 5})
 }
 
-// releaseAbort: abort at step 2 rolls the Deployment back to the stable revision and
-// records why in status.abort.
+// releaseAbort: with spec.strategy.abortRewritesTemplate, abort at step 2 rolls the
+// Deployment's template back to the stable revision, hands it back and records why in
+// status.abort. (The default abort, which keeps the template: TestAbortUnderGitOps.)
 func releaseAbort(t *testing.T) {
 	s := newScenario(t)
-	s.releaseToStep2(step("50%"))
+	s.releaseToStep2(step("50%"), withAbortRewritesTemplate())
 	before := s.rollout().Status.CanaryStatus
 
 	s.abort("e2e: the new version misbehaves")

@@ -163,6 +163,7 @@ func (e *surfaceEnv) expectRolloutResources(groupVersion string) {
 		"rollouts/pause":   {"create"},
 		"rollouts/resume":  {"create"},
 		"rollouts/abort":   {"create"},
+		"rollouts/retry":   {"create"},
 	}
 	assert.Equal(t, want, verbs, "%s resources and their verbs", groupVersion)
 }

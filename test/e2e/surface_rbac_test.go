@@ -47,7 +47,7 @@ func TestSurfaceRBAC(t *testing.T) {
 			var missing []string
 			for role, rules := range map[string][]string{
 				"view":  {"get rollouts", "list rollouts", "watch rollouts", "get rollouts/status"},
-				"edit":  {"get rollouts", "create rollouts", "update rollouts", "delete rollouts", "create rollouts/promote", "create rollouts/abort"},
+				"edit":  {"get rollouts", "create rollouts", "update rollouts", "delete rollouts", "create rollouts/promote", "create rollouts/abort", "create rollouts/retry"},
 				"admin": {"create rollouts", "update rollouts/status", "create rollouts/resume"},
 			} {
 				cr, err := e.c.Client.RbacV1().ClusterRoles().Get(ctx, role, metav1.GetOptions{})

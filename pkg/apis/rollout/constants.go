@@ -13,6 +13,10 @@ const (
 	RolloutPhaseInitial     RolloutPhase = "Initial"
 	RolloutPhaseHealthy     RolloutPhase = "Healthy"
 	RolloutPhaseProgressing RolloutPhase = "Progressing"
+	// RolloutPhaseAborted: a release was aborted; the workload keeps the
+	// template the user wrote and is held on the stable revision until the
+	// template changes or the release is retried.
+	RolloutPhaseAborted     RolloutPhase = "Aborted"
 	RolloutPhaseTerminating RolloutPhase = "Terminating"
 	RolloutPhaseDisabled    RolloutPhase = "Disabled"
 	RolloutPhaseDisabling   RolloutPhase = "Disabling"
@@ -74,6 +78,7 @@ type RolloutActionType string
 const (
 	RolloutActionPromote RolloutActionType = "Promote"
 	RolloutActionAbort   RolloutActionType = "Abort"
+	RolloutActionRetry   RolloutActionType = "Retry"
 )
 
 // MetricCheckPhase is the state of a metric check.

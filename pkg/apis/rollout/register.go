@@ -36,6 +36,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&RolloutPause{},
 		&RolloutResume{},
 		&RolloutAbort{},
+		&RolloutRetry{},
 	)
 	return nil
 }

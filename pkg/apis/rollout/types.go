@@ -64,6 +64,14 @@ type RolloutStrategy struct {
 	// BlueGreen brings up the new revision beside the old one and then switches traffic.
 	// +optional
 	BlueGreen *BlueGreenStrategy `json:"blueGreen,omitempty"`
+	// AbortRewritesTemplate makes an abort write the stable revision's pod
+	// template back into the workload and hand it back, as this server did
+	// before it held aborted workloads. Without it an abort keeps the template
+	// as the user wrote it and holds the workload on the stable revision
+	// (phase Aborted) until the template changes or the release is retried,
+	// so a GitOps tool that keeps the workload equal to git sees no drift.
+	// +optional
+	AbortRewritesTemplate bool `json:"abortRewritesTemplate,omitempty"`
 }
 
 // CanaryStrategy releases a new revision in steps.
@@ -328,7 +336,7 @@ type RolloutStatus struct {
 	// Conditions: Progressing, Succeeded, Terminating.
 	// +optional
 	Conditions []RolloutCondition `json:"conditions,omitempty"`
-	// Phase is Initial, Healthy, Progressing, Terminating, Disabled or Disabling.
+	// Phase is Initial, Healthy, Progressing, Aborted, Terminating, Disabled or Disabling.
 	// +optional
 	Phase RolloutPhase `json:"phase,omitempty"`
 	// Message says in words what is happening.
@@ -340,7 +348,7 @@ type RolloutStatus struct {
 	// CurrentStepState mirrors the state of the current step.
 	// +optional
 	CurrentStepState CanaryStepState `json:"currentStepState"`
-	// PendingAction is a promote or abort requested through a subresource and
+	// PendingAction is a promote, abort or retry requested through a subresource and
 	// not yet carried out; the controller clears it in the same write that acts on it.
 	// +optional
 	PendingAction *RolloutActionRequest `json:"pendingAction,omitempty"`
@@ -433,9 +441,9 @@ type BlueGreenStatus struct {
 	UpdatedReadyReplicas int32 `json:"updatedReadyReplicas"`
 }
 
-// RolloutActionRequest is a promote or abort waiting for the controller.
+// RolloutActionRequest is a promote, abort or retry waiting for the controller.
 type RolloutActionRequest struct {
-	// Type is Promote or Abort.
+	// Type is Promote, Abort or Retry.
 	Type RolloutActionType `json:"type"`
 	// StepIndex is the step the action was requested at; the controller drops a
 	// promote whose step is no longer current, so a promote is never applied twice.
@@ -598,6 +606,23 @@ type RolloutAbort struct {
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// Preconditions must hold when the abort arrives, or it is refused with 409.
+	// +optional
+	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// RolloutRetry is the body of POST rollouts/NAME/retry: release the revision
+// whose release was aborted again, from step 1, while the workload still has
+// that revision's pod template.
+type RolloutRetry struct {
+	metav1.TypeMeta `json:",inline"`
+	// ObjectMeta.Name, when set, must be the Rollout's name.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// Preconditions must hold when the retry arrives, or it is refused with 409:
+	// stepIndex is the step the aborted release stopped at, canaryRevision the
+	// aborted revision.
 	// +optional
 	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
 }

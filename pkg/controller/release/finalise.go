@@ -20,8 +20,15 @@ const (
 	finaliseSuccess finaliseKind = iota
 	// finaliseCancel: the workload was reverted to the stable revision.
 	finaliseCancel
-	// finaliseAbort: an abort (user, metric check, progress deadline).
+	// finaliseAbort: an abort (user, metric check, progress deadline) that
+	// writes the stable template back and hands the workload back: opted into
+	// with spec.strategy.abortRewritesTemplate, and the only abort of a kind
+	// that cannot revert (a native DaemonSet).
 	finaliseAbort
+	// finaliseAbortHold: an abort that brings the pods back to the stable
+	// revision and keeps the hold, leaving the template as the user wrote it;
+	// the release ends in phase Aborted.
+	finaliseAbortHold
 	// finaliseDisable: spec.disabled was set.
 	finaliseDisable
 	// finaliseDelete: the Rollout is being deleted.
@@ -54,6 +61,15 @@ func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
 			v1beta1.FinalisingStepRemoveCanaryService,
 			v1beta1.FinalisingStepResumeWorkload,
 			v1beta1.FinalisingStepReleaseWorkloadControl,
+		}
+	case finaliseAbortHold:
+		// No ReleaseWorkloadControl: the hold is what keeps the pods on the
+		// stable revision while the template says the aborted one.
+		return []v1beta1.FinalisingStepType{
+			v1beta1.FinalisingStepRouteTrafficToStable,
+			v1beta1.FinalisingStepRestoreStableService,
+			v1beta1.FinalisingStepRemoveCanaryService,
+			v1beta1.FinalisingStepResumeWorkload,
 		}
 	default:
 		return []v1beta1.FinalisingStepType{
@@ -116,8 +132,11 @@ func (r *Reconciler) finalise(ctx context.Context, p *pass, kind finaliseKind) (
 
 func (r *Reconciler) describeStage(kind finaliseKind, stage v1beta1.FinalisingStepType) string {
 	if stage == v1beta1.FinalisingStepResumeWorkload {
-		if kind == finaliseAbort {
+		switch kind {
+		case finaliseAbort:
 			return "rolling the workload back to the stable revision"
+		case finaliseAbortHold:
+			return "bringing every pod back to the stable revision; the pod template stays"
 		}
 		return "bringing every pod to the new revision"
 	}
@@ -134,8 +153,12 @@ func (r *Reconciler) runStage(ctx context.Context, p *pass, kind finaliseKind, s
 		if p.info == nil {
 			return true, 0, nil
 		}
-		if kind == finaliseAbort {
+		switch kind {
+		case finaliseAbort:
 			done, err := p.rel.Rollback(ctx, p.ro, p.info)
+			return done, 0, err
+		case finaliseAbortHold:
+			done, err := r.holdOnStable(ctx, p)
 			return done, 0, err
 		}
 		done, err := p.rel.Complete(ctx, p.ro, p.info)
@@ -188,10 +211,15 @@ func (r *Reconciler) finishRelease(p *pass, kind finaliseKind) {
 			why = fmt.Sprintf(" (%s: %s)", st.Abort.Reason, st.Abort.Message)
 		}
 		message := fmt.Sprintf("The release of revision %s was aborted%s; %s is back on revision %s", cs.CanaryRevision, why, kindName, cs.StableRevision)
+		if !p.ro.Spec.Strategy.AbortRewritesTemplate {
+			message += fmt.Sprintf(" (a %s cannot run its stable revision under a newer pod template, so the stable template was written back)", p.ro.Spec.WorkloadRef.Kind)
+		}
 		setCondition(st, v1beta1.RolloutConditionProgressing, corev1.ConditionFalse, v1beta1.ProgressingReasonAborted, message, p.now)
 		setCondition(st, v1beta1.RolloutConditionSucceeded, corev1.ConditionFalse, v1beta1.ProgressingReasonAborted, message, p.now)
 		st.Message = message
 		p.event(corev1.EventTypeWarning, "RolledBack", "%s", message)
+	case finaliseAbortHold:
+		r.enterAborted(p)
 	}
 	klog.InfoS("Release finished", "rollout", klog.KObj(p.ro), "revision", cs.CanaryRevision, "phase", st.Phase, "message", st.Message)
 }

@@ -144,6 +144,10 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 		who = "an unknown user"
 	}
 	cs := st.CanaryStatus
+	if action.Type == v1beta1.RolloutActionRetry {
+		r.retry(p, who)
+		return
+	}
 	reason := progressingReason(st)
 	// An abort still rolls back a release that is finalising (its pods may not
 	// all be on the new revision yet); a promote has nothing left to do there.

@@ -30,7 +30,7 @@ func (r *Reconciler) syncProgressing(ctx context.Context, p *pass) error {
 		return r.runFinalise(ctx, p, finaliseSuccess)
 	case v1beta1.ProgressingReasonCancelling:
 		if st.Abort != nil {
-			return r.runFinalise(ctx, p, finaliseAbort)
+			return r.runFinalise(ctx, p, r.abortKind(p))
 		}
 		return r.runFinalise(ctx, p, finaliseCancel)
 	}
@@ -85,7 +85,7 @@ func (r *Reconciler) syncProgressing(ctx context.Context, p *pass) error {
 		return err
 	}
 	if r.deadlineExceeded(p) {
-		return r.runFinalise(ctx, p, finaliseAbort)
+		return r.runFinalise(ctx, p, r.abortKind(p))
 	}
 	return nil
 }
@@ -114,7 +114,7 @@ func (r *Reconciler) abort(p *pass, reason, message string) {
 		StepIndex: cs.CurrentStepIndex,
 		Time:      p.now,
 	}
-	text := fmt.Sprintf("Aborting the release of revision %s at step %d (%s): %s; rolling back to revision %s",
+	text := fmt.Sprintf("Aborting the release of revision %s at step %d (%s): %s; bringing the pods back to revision %s",
 		cs.CanaryRevision, cs.CurrentStepIndex, reason, message, cs.StableRevision)
 	setCondition(p.status, v1beta1.RolloutConditionProgressing, corev1.ConditionTrue, v1beta1.ProgressingReasonCancelling, text, p.now)
 	cs.FinalisingStep = ""
@@ -299,7 +299,7 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 			switch out.Verdict {
 			case AnalysisFailed:
 				r.abort(p, v1beta1.AbortReasonMetricCheck, out.Message)
-				return r.runFinalise(ctx, p, finaliseAbort)
+				return r.runFinalise(ctx, p, r.abortKind(p))
 			case AnalysisPassed:
 				r.setState(p, v1beta1.CanaryStepStatePaused)
 				if step != nil && step.Pause.Duration != nil {

@@ -173,8 +173,11 @@ func (r *Reconciler) sync(ctx context.Context, p *pass) error {
 	if err := r.ensureControlLabel(ctx, ro, info); err != nil {
 		return err
 	}
-	if st.Phase == v1beta1.RolloutPhaseProgressing {
+	switch st.Phase {
+	case v1beta1.RolloutPhaseProgressing:
 		return r.syncProgressing(ctx, p)
+	case v1beta1.RolloutPhaseAborted:
+		return r.syncAborted(ctx, p)
 	}
 	return r.syncIdle(ctx, p)
 }

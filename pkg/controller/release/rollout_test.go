@@ -323,9 +323,16 @@ func TestSpecPausedStopsProgress(t *testing.T) {
 	assert.Equal(t, map[string]int32{"v1": 0, "v2": 4}, e.replicaSets())
 }
 
-func TestAbortRollsBack(t *testing.T) {
+// rewritingRollout opts into the abort that writes the stable template back.
+func rewritingRollout() *v1beta1.Rollout {
+	ro := webRollout()
+	ro.Spec.Strategy.AbortRewritesTemplate = true
+	return ro
+}
+
+func TestAbortRewritesTemplateWhenAskedTo(t *testing.T) {
 	d := webDeployment()
-	e := newEnv(t, webRollout(), d)
+	e := newEnv(t, rewritingRollout(), d)
 	e.startRelease()
 	canary := e.ro().Status.CanaryStatus.CanaryRevision
 
@@ -359,7 +366,7 @@ func TestAbortRollsBack(t *testing.T) {
 // workload back, the workload cache may still show it held; the Rollout
 // must not take that for a new release.
 func TestStaleWorkloadCacheStartsNothing(t *testing.T) {
-	e := newEnv(t, webRollout(), webDeployment())
+	e := newEnv(t, rewritingRollout(), webDeployment())
 	e.startRelease()
 	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionAbort, StepIndex: 1})
 	ctx := context.Background()
@@ -392,7 +399,7 @@ func TestStaleWorkloadCacheStartsNothing(t *testing.T) {
 
 func TestAbortWhileFinalising(t *testing.T) {
 	d := webDeployment()
-	e := newEnv(t, webRollout(), d)
+	e := newEnv(t, rewritingRollout(), d)
 	e.startRelease()
 	// One new pod never becomes ready, so bringing every pod over never ends.
 	e.c.Unready[e.ro().Status.CanaryStatus.CanaryRevision] = 1
@@ -478,10 +485,11 @@ func TestProgressDeadlineAborts(t *testing.T) {
 	assert.Equal(t, v1beta1.AbortReasonProgressDeadline, ro.Status.Abort.Reason)
 	e.settle()
 	ro = e.ro()
-	assert.Equal(t, v1beta1.RolloutPhaseHealthy, ro.Status.Phase)
+	assert.Equal(t, v1beta1.RolloutPhaseAborted, ro.Status.Phase)
 	assert.Equal(t, v1beta1.ProgressingReasonAborted, condition(ro, v1beta1.RolloutConditionProgressing).Reason)
-	assert.Equal(t, "v1", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image)
-	assert.False(t, e.c.Deployment("web").Spec.Paused)
+	assert.Equal(t, "v2", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image, "the template stays")
+	assert.True(t, e.c.Deployment("web").Spec.Paused, "the hold stays")
+	assert.Equal(t, map[string]int32{"v1": 4, "v2": 0}, e.replicaSets())
 }
 
 func TestMetricFailureAborts(t *testing.T) {
@@ -492,8 +500,14 @@ func TestMetricFailureAborts(t *testing.T) {
 	require.NotNil(t, ro.Status.Abort)
 	assert.Equal(t, v1beta1.AbortReasonMetricCheck, ro.Status.Abort.Reason)
 	assert.Equal(t, "error rate 0.3 above 0.05", ro.Status.Abort.Message)
-	assert.Equal(t, v1beta1.RolloutPhaseHealthy, ro.Status.Phase)
-	assert.Equal(t, "v1", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image)
+	assert.Equal(t, v1beta1.RolloutPhaseAborted, ro.Status.Phase)
+	assert.Equal(t, "v2", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image, "the template stays")
+	assert.Equal(t, map[string]int32{"v1": 4, "v2": 0}, e.replicaSets())
+
+	// The metric would fail again, but nothing starts while the template is the same.
+	e.settle()
+	assert.Equal(t, v1beta1.RolloutPhaseAborted, e.ro().Status.Phase)
+	assert.Equal(t, 1, e.analyzer.calls, "no second release, no second analysis")
 }
 
 func TestMetricAnalysisRunningWaits(t *testing.T) {

@@ -22,6 +22,11 @@ import (
 // ErrNotFound is returned (wrapped) by Observe when the referenced workload does not exist.
 var ErrNotFound = errors.New("workload not found")
 
+// ErrRevertUnsupported is returned (wrapped) by Revert for a kind whose pods
+// cannot run an older revision than its pod template: the caller falls back
+// to Rollback, which writes the stable template back.
+var ErrRevertUnsupported = errors.New("the workload cannot run its stable revision without its pod template changing")
+
 // Releaser moves one kind of workload through a release. Every method is
 // idempotent and computes from the informer caches, so the step machine can
 // call it on every reconcile; a method that has more to do returns false and
@@ -42,6 +47,16 @@ type Releaser interface {
 	// Rollback writes the stable revision's pod template back into the
 	// workload and reports true once the workload controller has observed it.
 	Rollback(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
+	// CanRevert reports whether Revert works for this kind. An abort of a
+	// kind that cannot revert writes the stable template back instead.
+	CanRevert() bool
+	// Revert brings every pod back to the stable revision while the
+	// workload's pod template stays as the user wrote it and the hold stays
+	// on: the aborted state. It reports true once no pod of another revision
+	// is left and the stable revision has its replicas; it never waits for
+	// the stable pods to become ready. A kind that cannot do it returns
+	// ErrRevertUnsupported without changing anything.
+	Revert(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
 	// Release hands the workload back to its own update strategy, restoring
 	// exactly what the hold changed and removing anything the release created.
 	Release(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
@@ -107,9 +122,10 @@ type Deps struct {
 }
 
 // StableRevisionInProgress returns the stable revision recorded by a release in
-// progress, or "" when no release is in progress.
+// progress, or by an aborted release whose workload is held on it, or "" when
+// there is neither.
 func StableRevisionInProgress(ro *v1beta1.Rollout) string {
-	if ro.Status.Phase != v1beta1.RolloutPhaseProgressing || ro.Status.CanaryStatus == nil {
+	if (ro.Status.Phase != v1beta1.RolloutPhaseProgressing && ro.Status.Phase != v1beta1.RolloutPhaseAborted) || ro.Status.CanaryStatus == nil {
 		return ""
 	}
 	return ro.Status.CanaryStatus.StableRevision

@@ -67,6 +67,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.RolloutPause{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1alpha1_RolloutPause(ref),
 		v1alpha1.RolloutPromote{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_RolloutPromote(ref),
 		v1alpha1.RolloutResume{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1alpha1_RolloutResume(ref),
+		v1alpha1.RolloutRetry{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1alpha1_RolloutRetry(ref),
 		v1alpha1.RolloutSpec{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_RolloutSpec(ref),
 		v1alpha1.RolloutStatus{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref),
 		v1alpha1.RolloutStrategy{}.OpenAPIModelName():          schema_pkg_apis_rollout_v1alpha1_RolloutStrategy(ref),
@@ -106,6 +107,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1beta1.RolloutPause{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1beta1_RolloutPause(ref),
 		v1beta1.RolloutPromote{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_RolloutPromote(ref),
 		v1beta1.RolloutResume{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1beta1_RolloutResume(ref),
+		v1beta1.RolloutRetry{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1beta1_RolloutRetry(ref),
 		v1beta1.RolloutSpec{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1beta1_RolloutSpec(ref),
 		v1beta1.RolloutStatus{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref),
 		v1beta1.RolloutStrategy{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1beta1_RolloutStrategy(ref),
@@ -1588,12 +1590,12 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutActionRequest(ref common.ReferenceC
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "RolloutActionRequest is a promote or abort waiting for the controller.",
+				Description: "RolloutActionRequest is a promote, abort or retry waiting for the controller.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"type": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Type is Promote or Abort.",
+							Description: "Type is Promote, Abort or Retry.",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -1935,6 +1937,48 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutResume(ref common.ReferenceCallback
 	}
 }
 
+func schema_pkg_apis_rollout_v1alpha1_RolloutRetry(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutRetry is the body of POST rollouts/NAME/retry: release the revision whose release was aborted again, from step 1, while the workload still has that revision's pod template.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ObjectMeta.Name, when set, must be the Rollout's name.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the retry arrives, or it is refused with 409: stepIndex is the step the aborted release stopped at, canaryRevision the aborted revision.",
+							Ref:         ref(v1alpha1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_rollout_v1alpha1_RolloutSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -2029,7 +2073,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref common.ReferenceCallback
 					},
 					"phase": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Phase is Initial, Healthy, Progressing, Terminating, Disabled or Disabling.",
+							Description: "Phase is Initial, Healthy, Progressing, Aborted, Terminating, Disabled or Disabling.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -2059,7 +2103,7 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStatus(ref common.ReferenceCallback
 					},
 					"pendingAction": {
 						SchemaProps: spec.SchemaProps{
-							Description: "PendingAction is a promote or abort requested through a subresource and not yet carried out; the controller clears it in the same write that acts on it.",
+							Description: "PendingAction is a promote, abort or retry requested through a subresource and not yet carried out; the controller clears it in the same write that acts on it.",
 							Ref:         ref(v1alpha1.RolloutActionRequest{}.OpenAPIModelName()),
 						},
 					},
@@ -2119,6 +2163,13 @@ func schema_pkg_apis_rollout_v1alpha1_RolloutStrategy(ref common.ReferenceCallba
 						SchemaProps: spec.SchemaProps{
 							Description: "BlueGreen brings up the new revision beside the old one and then switches traffic.",
 							Ref:         ref(v1alpha1.BlueGreenStrategy{}.OpenAPIModelName()),
+						},
+					},
+					"abortRewritesTemplate": {
+						SchemaProps: spec.SchemaProps{
+							Description: "AbortRewritesTemplate makes an abort write the stable revision's pod template back into the workload and hand it back, as this server did before it held aborted workloads. Without it an abort keeps the template as the user wrote it and holds the workload on the stable revision (phase Aborted) until the template changes or the release is retried, so a GitOps tool that keeps the workload equal to git sees no drift.",
+							Type:        []string{"boolean"},
+							Format:      "",
 						},
 					},
 				},
@@ -3716,12 +3767,12 @@ func schema_pkg_apis_rollout_v1beta1_RolloutActionRequest(ref common.ReferenceCa
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "RolloutActionRequest is a promote or abort waiting for the controller.",
+				Description: "RolloutActionRequest is a promote, abort or retry waiting for the controller.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"type": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Type is Promote or Abort.",
+							Description: "Type is Promote, Abort or Retry.",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -4063,6 +4114,48 @@ func schema_pkg_apis_rollout_v1beta1_RolloutResume(ref common.ReferenceCallback)
 	}
 }
 
+func schema_pkg_apis_rollout_v1beta1_RolloutRetry(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutRetry is the body of POST rollouts/NAME/retry: release the revision whose release was aborted again, from step 1, while the workload still has that revision's pod template.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ObjectMeta.Name, when set, must be the Rollout's name.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"preconditions": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Preconditions must hold when the retry arrives, or it is refused with 409: stepIndex is the step the aborted release stopped at, canaryRevision the aborted revision.",
+							Ref:         ref(v1beta1.ActionPreconditions{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.ActionPreconditions{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_rollout_v1beta1_RolloutSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -4157,7 +4250,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref common.ReferenceCallback)
 					},
 					"phase": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Phase is Initial, Healthy, Progressing, Terminating, Disabled or Disabling.",
+							Description: "Phase is Initial, Healthy, Progressing, Aborted, Terminating, Disabled or Disabling.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -4187,7 +4280,7 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStatus(ref common.ReferenceCallback)
 					},
 					"pendingAction": {
 						SchemaProps: spec.SchemaProps{
-							Description: "PendingAction is a promote or abort requested through a subresource and not yet carried out; the controller clears it in the same write that acts on it.",
+							Description: "PendingAction is a promote, abort or retry requested through a subresource and not yet carried out; the controller clears it in the same write that acts on it.",
 							Ref:         ref(v1beta1.RolloutActionRequest{}.OpenAPIModelName()),
 						},
 					},
@@ -4247,6 +4340,13 @@ func schema_pkg_apis_rollout_v1beta1_RolloutStrategy(ref common.ReferenceCallbac
 						SchemaProps: spec.SchemaProps{
 							Description: "BlueGreen brings up the new revision beside the old one and then switches traffic.",
 							Ref:         ref(v1beta1.BlueGreenStrategy{}.OpenAPIModelName()),
+						},
+					},
+					"abortRewritesTemplate": {
+						SchemaProps: spec.SchemaProps{
+							Description: "AbortRewritesTemplate makes an abort write the stable revision's pod template back into the workload and hand it back, as this server did before it held aborted workloads. Without it an abort keeps the template as the user wrote it and holds the workload on the stable revision (phase Aborted) until the template changes or the release is retried, so a GitOps tool that keeps the workload equal to git sees no drift.",
+							Type:        []string{"boolean"},
+							Format:      "",
 						},
 					},
 				},

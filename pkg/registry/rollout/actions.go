@@ -245,6 +245,40 @@ func (abortAction) apply(r *rollout.Rollout, request runtime.Object, by actor) e
 	return nil
 }
 
+// retryAction asks the controller to release the aborted revision again from
+// step 1. It is the explicit way out of phase Aborted for a workload whose
+// template still says the aborted revision (the other is changing the template).
+type retryAction struct{}
+
+func (retryAction) newRequest() runtime.Object { return &rollout.RolloutRetry{} }
+
+func (retryAction) validate(request runtime.Object) field.ErrorList {
+	return validation.ValidateRolloutRetry(request.(*rollout.RolloutRetry))
+}
+
+func (retryAction) apply(r *rollout.Rollout, request runtime.Object, by actor) error {
+	if r.Status.Phase != rollout.RolloutPhaseAborted {
+		return conflict(r.Name, "nothing to retry: the Rollout is %s, not Aborted", phaseOf(r))
+	}
+	if r.Spec.Disabled {
+		return conflict(r.Name, "the Rollout is disabled")
+	}
+	if err := checkPreconditions(r, request.(*rollout.RolloutRetry).Preconditions); err != nil {
+		return err
+	}
+	if pending := r.Status.PendingAction; pending != nil {
+		if pending.Type == rollout.RolloutActionRetry {
+			return nil // the same retry, sent again: already recorded
+		}
+		return conflict(r.Name, "%s is already pending", pending.Type)
+	}
+	r.Status.PendingAction = &rollout.RolloutActionRequest{
+		Type: rollout.RolloutActionRetry, StepIndex: r.Status.CurrentStepIndex,
+		RequestedBy: by.user, RequestedAt: by.at,
+	}
+	return nil
+}
+
 // pauseAction sets spec.strategy.paused, Kruise's own field for it. Pausing a
 // paused Rollout answers like the first pause did (the Rollout, unchanged),
 // the way a repeated promote or abort does, so a retried request is harmless.

@@ -25,6 +25,7 @@ type Storage struct {
 	Pause   *ActionREST
 	Resume  *ActionREST
 	Abort   *ActionREST
+	Retry   *ActionREST
 }
 
 // Map returns the storage of one served version keyed by resource path.
@@ -38,6 +39,7 @@ func (s *Storage) Map(versionedRollout runtime.Object) map[string]rest.Storage {
 		"rollouts/pause":   s.Pause.producing(versionedRollout),
 		"rollouts/resume":  s.Resume.producing(versionedRollout),
 		"rollouts/abort":   s.Abort.producing(versionedRollout),
+		"rollouts/retry":   s.Retry.producing(versionedRollout),
 	}
 }
 
@@ -110,6 +112,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 		Pause:   newActionREST(&actionStore, pauseAction{}, admit, interfaces),
 		Resume:  newActionREST(&actionStore, resumeAction{}, admit, interfaces),
 		Abort:   newActionREST(&actionStore, abortAction{}, admit, interfaces),
+		Retry:   newActionREST(&actionStore, retryAction{}, admit, interfaces),
 	}, nil
 }
 

@@ -119,7 +119,7 @@ func TestOpenAPI(t *testing.T) {
 
 		promoteName, promote := doc.byKind(t, "v1beta1", "RolloutPromote")
 		assert.Contains(t, promote["properties"], "full")
-		for _, kind := range []string{"RolloutPause", "RolloutResume", "RolloutAbort", "RolloutList"} {
+		for _, kind := range []string{"RolloutPause", "RolloutResume", "RolloutAbort", "RolloutRetry", "RolloutList"} {
 			doc.byKind(t, "v1beta1", kind)
 		}
 
@@ -131,7 +131,7 @@ func TestOpenAPI(t *testing.T) {
 		body, err := json.Marshal(post["requestBody"])
 		require.NoError(t, err)
 		assert.Contains(t, string(body), "#/components/schemas/"+promoteName)
-		for _, sub := range []string{"status", "pause", "resume", "abort"} {
+		for _, sub := range []string{"status", "pause", "resume", "abort", "retry"} {
 			assert.Contains(t, doc.Paths, "/apis/rollout.kruise.io/v1beta1/namespaces/{namespace}/rollouts/{name}/"+sub)
 		}
 

@@ -190,7 +190,8 @@ func fullV1beta1Rollout() *v1beta1.Rollout {
 		Spec: v1beta1.RolloutSpec{
 			WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
 			Strategy: v1beta1.RolloutStrategy{
-				Paused: true,
+				Paused:                true,
+				AbortRewritesTemplate: true,
 				Canary: &v1beta1.CanaryStrategy{
 					Steps:            steps(),
 					TrafficRoutings:  routings(),

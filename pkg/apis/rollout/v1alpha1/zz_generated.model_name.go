@@ -182,6 +182,11 @@ func (in RolloutResume) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutRetry) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1alpha1.RolloutRetry"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RolloutSpec) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1alpha1.RolloutSpec"
 }

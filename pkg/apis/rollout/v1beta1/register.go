@@ -41,6 +41,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&RolloutPause{},
 		&RolloutResume{},
 		&RolloutAbort{},
+		&RolloutRetry{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("Rollout"),

@@ -12,6 +12,7 @@ import (
 // +genclient:method=Pause,verb=create,subresource=pause,input=RolloutPause,result=Rollout
 // +genclient:method=Resume,verb=create,subresource=resume,input=RolloutResume,result=Rollout
 // +genclient:method=Abort,verb=create,subresource=abort,input=RolloutAbort,result=Rollout
+// +genclient:method=Retry,verb=create,subresource=retry,input=RolloutRetry,result=Rollout
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // Rollout releases a new version of the workload it references in steps:
@@ -69,6 +70,14 @@ type RolloutStrategy struct {
 	// BlueGreen brings up the new revision beside the old one and then switches traffic.
 	// +optional
 	BlueGreen *BlueGreenStrategy `json:"blueGreen,omitempty"`
+	// AbortRewritesTemplate makes an abort write the stable revision's pod
+	// template back into the workload and hand it back, as this server did
+	// before it held aborted workloads. Without it an abort keeps the template
+	// as the user wrote it and holds the workload on the stable revision
+	// (phase Aborted) until the template changes or the release is retried,
+	// so a GitOps tool that keeps the workload equal to git sees no drift.
+	// +optional
+	AbortRewritesTemplate bool `json:"abortRewritesTemplate,omitempty"`
 }
 
 // CanaryStrategy releases a new revision in steps.
@@ -348,7 +357,7 @@ type RolloutStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []RolloutCondition `json:"conditions,omitempty"`
-	// Phase is Initial, Healthy, Progressing, Terminating, Disabled or Disabling.
+	// Phase is Initial, Healthy, Progressing, Aborted, Terminating, Disabled or Disabling.
 	// +optional
 	Phase RolloutPhase `json:"phase,omitempty"`
 	// Message says in words what is happening.
@@ -360,7 +369,7 @@ type RolloutStatus struct {
 	// CurrentStepState mirrors the state of the current step.
 	// +optional
 	CurrentStepState CanaryStepState `json:"currentStepState"`
-	// PendingAction is a promote or abort requested through a subresource and
+	// PendingAction is a promote, abort or retry requested through a subresource and
 	// not yet carried out; the controller clears it in the same write that acts on it.
 	// +optional
 	PendingAction *RolloutActionRequest `json:"pendingAction,omitempty"`
@@ -454,9 +463,9 @@ type BlueGreenStatus struct {
 	UpdatedReadyReplicas int32 `json:"updatedReadyReplicas"`
 }
 
-// RolloutActionRequest is a promote or abort waiting for the controller.
+// RolloutActionRequest is a promote, abort or retry waiting for the controller.
 type RolloutActionRequest struct {
-	// Type is Promote or Abort.
+	// Type is Promote, Abort or Retry.
 	Type RolloutActionType `json:"type"`
 	// StepIndex is the step the action was requested at; the controller drops a
 	// promote whose step is no longer current, so a promote is never applied twice.
@@ -619,6 +628,23 @@ type RolloutAbort struct {
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// Preconditions must hold when the abort arrives, or it is refused with 409.
+	// +optional
+	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// RolloutRetry is the body of POST rollouts/NAME/retry: release the revision
+// whose release was aborted again, from step 1, while the workload still has
+// that revision's pod template.
+type RolloutRetry struct {
+	metav1.TypeMeta `json:",inline"`
+	// ObjectMeta.Name, when set, must be the Rollout's name.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	// Preconditions must hold when the retry arrives, or it is refused with 409:
+	// stepIndex is the step the aborted release stopped at, canaryRevision the
+	// aborted revision.
 	// +optional
 	Preconditions *ActionPreconditions `json:"preconditions,omitempty"`
 }

@@ -177,6 +177,11 @@ func (in RolloutResume) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutRetry) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1beta1.RolloutRetry"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RolloutSpec) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1beta1.RolloutSpec"
 }

@@ -61,7 +61,7 @@ var (
 
 	knownPhases = []rollout.RolloutPhase{
 		rollout.RolloutPhaseInitial, rollout.RolloutPhaseHealthy, rollout.RolloutPhaseProgressing,
-		rollout.RolloutPhaseTerminating, rollout.RolloutPhaseDisabled, rollout.RolloutPhaseDisabling,
+		rollout.RolloutPhaseAborted, rollout.RolloutPhaseTerminating, rollout.RolloutPhaseDisabled, rollout.RolloutPhaseDisabling,
 	}
 	knownStepStates = []rollout.CanaryStepState{
 		rollout.CanaryStepStateInit, rollout.CanaryStepStateUpgrade, rollout.CanaryStepStateTrafficRouting,
@@ -69,7 +69,7 @@ var (
 		rollout.CanaryStepStateCompleted,
 	}
 	knownConditionStatuses = []corev1.ConditionStatus{corev1.ConditionTrue, corev1.ConditionFalse, corev1.ConditionUnknown}
-	knownActions           = []rollout.RolloutActionType{rollout.RolloutActionPromote, rollout.RolloutActionAbort}
+	knownActions           = []rollout.RolloutActionType{rollout.RolloutActionPromote, rollout.RolloutActionAbort, rollout.RolloutActionRetry}
 
 	// percentRegexp is the shape of a percentage: digits and a percent sign,
 	// no sign, spaces or fractions, which strconv.Atoi alone would let through.
@@ -92,11 +92,16 @@ func ValidateRollout(r *rollout.Rollout) field.ErrorList {
 func ValidateRolloutUpdate(newR, oldR *rollout.Rollout) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(&newR.ObjectMeta, &oldR.ObjectMeta, field.NewPath("metadata"))
 	allErrs = append(allErrs, ValidateRollout(newR)...)
+	specPath := field.NewPath("spec")
+	if oldR.Status.Phase == rollout.RolloutPhaseAborted && newR.Spec.WorkloadRef != oldR.Spec.WorkloadRef {
+		// The aborted workload is still held; another reference would leave it so.
+		allErrs = append(allErrs, field.Forbidden(specPath.Child("workloadRef"),
+			"cannot change while the workload is held after an abort; change its template, retry or disable the Rollout first"))
+	}
 	if oldR.Status.Phase != rollout.RolloutPhaseProgressing {
 		return allErrs
 	}
 
-	specPath := field.NewPath("spec")
 	if newR.Spec.WorkloadRef != oldR.Spec.WorkloadRef {
 		allErrs = append(allErrs, field.Forbidden(specPath.Child("workloadRef"), inProgressMessage))
 	}
@@ -200,6 +205,12 @@ func ValidateRolloutAbort(a *rollout.RolloutAbort) field.ErrorList {
 		allErrs = append(allErrs, field.TooLong(field.NewPath("reason"), a.Reason, MaxAbortReasonLength))
 	}
 	return append(allErrs, validateActionPreconditions(a.Preconditions, field.NewPath("preconditions"))...)
+}
+
+// ValidateRolloutRetry validates the body of a retry request.
+func ValidateRolloutRetry(r *rollout.RolloutRetry) field.ErrorList {
+	allErrs := validateActionMeta(&r.ObjectMeta, field.NewPath("metadata"))
+	return append(allErrs, validateActionPreconditions(r.Preconditions, field.NewPath("preconditions"))...)
 }
 
 // ValidateActionName checks that an action request body addresses the Rollout

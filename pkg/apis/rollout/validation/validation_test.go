@@ -652,6 +652,14 @@ func TestValidateRolloutUpdate(t *testing.T) {
 		{"workload changes while progressing", rollout.RolloutPhaseProgressing, func(r *rollout.Rollout) { r.Spec.WorkloadRef.Name = "api" }, []string{
 			want(forbidden, "spec.workloadRef"),
 		}},
+		{"workload changes while held after an abort", rollout.RolloutPhaseAborted, func(r *rollout.Rollout) { r.Spec.WorkloadRef.Name = "api" }, []string{
+			want(forbidden, "spec.workloadRef"),
+		}},
+		{"steps and routing change while aborted", rollout.RolloutPhaseAborted, func(r *rollout.Rollout) {
+			routing(r).Service = "api"
+			setReplicas(count(1))(r)
+			r.Spec.Strategy.AbortRewritesTemplate = true
+		}, nil},
 		{"traffic routing changes while progressing", rollout.RolloutPhaseProgressing, func(r *rollout.Rollout) { routing(r).Service = "api" }, []string{
 			want(forbidden, canaryPath+".trafficRoutings"),
 		}},
@@ -792,6 +800,14 @@ func TestValidateActions(t *testing.T) {
 	assert.Empty(t, ValidateRolloutAbort(&rollout.RolloutAbort{Reason: strings.Repeat("x", MaxAbortReasonLength)}))
 	assert.Equal(t, []string{want(tooLong, "reason")}, errorsOf(ValidateRolloutAbort(&rollout.RolloutAbort{Reason: strings.Repeat("x", MaxAbortReasonLength+1)})))
 	assert.Equal(t, []string{want(invalid, "metadata.name")}, errorsOf(ValidateRolloutAbort(&rollout.RolloutAbort{ObjectMeta: named("a_b")})))
+
+	step := func(i int32) *rollout.ActionPreconditions { return &rollout.ActionPreconditions{StepIndex: &i} }
+	assert.Empty(t, ValidateRolloutRetry(&rollout.RolloutRetry{}))
+	assert.Empty(t, ValidateRolloutRetry(&rollout.RolloutRetry{Preconditions: step(1)}))
+	assert.Equal(t, []string{want(invalid, "preconditions.stepIndex")}, errorsOf(ValidateRolloutRetry(&rollout.RolloutRetry{Preconditions: step(0)})))
+	assert.Equal(t, []string{want(tooLong, "preconditions.canaryRevision")}, errorsOf(ValidateRolloutRetry(&rollout.RolloutRetry{
+		Preconditions: &rollout.ActionPreconditions{CanaryRevision: strings.Repeat("a", MaxRevisionLength+1)}})))
+	assert.Equal(t, []string{want(invalid, "metadata.name")}, errorsOf(ValidateRolloutRetry(&rollout.RolloutRetry{ObjectMeta: named("a_b")})))
 
 	web := named("web")
 	assert.Empty(t, ValidateActionName(&metav1.ObjectMeta{}, "web"))

@@ -14,12 +14,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
@@ -223,7 +221,7 @@ func (r *Releaser) Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *workl
 			return old[i].Spec.NodeName < old[j].Spec.NodeName
 		})
 		for _, pod := range old[:toDelete] {
-			if err := r.deletePod(ctx, ro, ds, pod, info.CanaryRevision); err != nil {
+			if err := workload.DeletePod(ctx, r.deps, ro, pod, fmt.Sprintf("DaemonSet %s recreates it on revision %s", ds.Name, info.CanaryRevision)); err != nil {
 				return false, err
 			}
 		}
@@ -231,17 +229,6 @@ func (r *Releaser) Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *workl
 	}
 	tolerance := workload.FailureTolerance(ro.Spec.Strategy.Canary.FailureThreshold, target)
 	return workload.BatchReady(target, info.Canary.Replicas, info.Canary.Ready, tolerance), nil
-}
-
-func (r *Releaser) deletePod(ctx context.Context, ro *v1beta1.Rollout, ds *appsv1.DaemonSet, pod *corev1.Pod, revision string) error {
-	err := r.deps.Kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("deleting pod %s/%s of DaemonSet %s to move it to revision %s: %w", pod.Namespace, pod.Name, ds.Name, revision, err)
-	}
-	r.deps.Expectations.ExpectGone(workload.OwnerKey(ro), workload.ObjectKey(workload.KindPod, pod.Namespace, pod.Name), pod.UID)
-	r.deps.Recorder.Eventf(ro, corev1.EventTypeNormal, "PodDeleted", "Deleted pod %s on node %s so DaemonSet %s recreates it on revision %s", pod.Name, pod.Spec.NodeName, ds.Name, revision)
-	klog.V(2).InfoS("Deleted DaemonSet pod for the new revision", "rollout", klog.KObj(ro), "pod", klog.KObj(pod), "node", pod.Spec.NodeName)
-	return nil
 }
 
 // Complete implements workload.Releaser: every node on the new revision.
@@ -280,6 +267,18 @@ func (r *Releaser) Rollback(ctx context.Context, ro *v1beta1.Rollout, info *work
 	r.deps.ExpectWritten(ro, v1beta1.KindDaemonSet, updated)
 	r.deps.Recorder.Eventf(ro, corev1.EventTypeNormal, "WorkloadRolledBack", "Rolled DaemonSet %s back to the pod template of revision %s", ds.Name, info.StableRevision)
 	return false, nil
+}
+
+// CanRevert implements workload.Releaser: see Revert.
+func (r *Releaser) CanRevert() bool { return false }
+
+// Revert implements workload.Releaser: a native DaemonSet has no partition,
+// and its controller recreates every deleted pod from the current template,
+// so its pods cannot go back to the stable revision while the template says
+// the new one. An abort of a DaemonSet release writes the stable template back
+// (Rollback) instead, as with spec.strategy.abortRewritesTemplate.
+func (r *Releaser) Revert(context.Context, *v1beta1.Rollout, *workload.Info) (bool, error) {
+	return false, fmt.Errorf("DaemonSet: %w", workload.ErrRevertUnsupported)
 }
 
 // Release implements workload.Releaser.

@@ -134,3 +134,24 @@ func TestRollback(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, done)
 }
+
+// A native DaemonSet recreates deleted pods from its current template only, so
+// it cannot be held on the stable revision with the new template: Revert says
+// so without touching anything, and the caller rewrites the template instead.
+func TestRevertIsUnsupported(t *testing.T) {
+	ctx := context.Background()
+	ro := fakecluster.NewRollout("ro", v1beta1.KindDaemonSet, "agent")
+	c := fakecluster.New(t, fakecluster.NewDaemonSet("agent", "v1", "1"), ro)
+	c.Settle()
+	c.SetImage(v1beta1.KindDaemonSet, "agent", "v2", true)
+	c.Settle()
+	r := New(c.Deps)
+	info, err := r.Observe(ctx, ro)
+	require.NoError(t, err)
+	before := c.DaemonSet("agent")
+	done, err := r.Revert(ctx, ro, info)
+	assert.False(t, done)
+	require.ErrorIs(t, err, workload.ErrRevertUnsupported)
+	assert.Equal(t, before, c.DaemonSet("agent"), "nothing changed")
+	assert.Empty(t, c.Events())
+}

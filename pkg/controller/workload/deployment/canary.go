@@ -243,26 +243,53 @@ func (r *Canary) Rollback(ctx context.Context, ro *v1beta1.Rollout, info *worklo
 	return rollback(ctx, r.deps, ro, info.Object.(*appsv1.Deployment), info.StableRevision)
 }
 
+// CanRevert implements workload.Releaser.
+func (r *Canary) CanRevert() bool { return true }
+
+// Revert implements workload.Releaser: the held Deployment never left its
+// stable pods (paused, it creates no ReplicaSet for its new template), so
+// the canary Deployment goes, and once the cache no longer shows it the
+// Deployment's own ReplicaSets are reverted in place. That finds nothing to do
+// unless the abort came after finalisation had already handed the Deployment
+// its new revision.
+func (r *Canary) Revert(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) (bool, error) {
+	if r.deps.Pending(ro) {
+		return false, nil
+	}
+	gone, err := r.deleteCanary(ctx, ro, info.Object.(*appsv1.Deployment))
+	if err != nil || !gone {
+		return false, err
+	}
+	return NewInPlace(r.deps).Revert(ctx, ro, info)
+}
+
 // Release implements workload.Releaser: the canary Deployment is deleted and
 // the stable Deployment gets its strategy back.
 func (r *Canary) Release(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) (bool, error) {
 	d := info.Object.(*appsv1.Deployment)
-	cd, err := r.canaryDeployment(d)
-	if err != nil {
+	if _, err := r.deleteCanary(ctx, ro, d); err != nil {
 		return false, err
 	}
-	if cd != nil {
-		policy := metav1.DeletePropagationBackground
-		err := r.deps.Kube.AppsV1().Deployments(cd.Namespace).Delete(ctx, cd.Name, metav1.DeleteOptions{
-			PropagationPolicy: &policy,
-			Preconditions:     &metav1.Preconditions{UID: &cd.UID},
-		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("deleting canary Deployment %s/%s: %w", cd.Namespace, cd.Name, err)
-		}
-		r.deps.Expectations.ExpectGone(workload.OwnerKey(ro), workload.ObjectKey(v1beta1.KindDeployment, cd.Namespace, cd.Name), cd.UID)
-		r.deps.Recorder.Eventf(ro, corev1.EventTypeNormal, "CanaryDeleted", "Deleted canary Deployment %s", cd.Name)
-		klog.InfoS("Deleted canary Deployment", "rollout", klog.KObj(ro), "deployment", klog.KObj(cd))
-	}
 	return release(ctx, r.deps, ro, d)
+}
+
+// deleteCanary deletes d's canary Deployment and reports whether the cache
+// already showed none.
+func (r *Canary) deleteCanary(ctx context.Context, ro *v1beta1.Rollout, d *appsv1.Deployment) (bool, error) {
+	cd, err := r.canaryDeployment(d)
+	if err != nil || cd == nil {
+		return cd == nil && err == nil, err
+	}
+	policy := metav1.DeletePropagationBackground
+	err = r.deps.Kube.AppsV1().Deployments(cd.Namespace).Delete(ctx, cd.Name, metav1.DeleteOptions{
+		PropagationPolicy: &policy,
+		Preconditions:     &metav1.Preconditions{UID: &cd.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("deleting canary Deployment %s/%s: %w", cd.Namespace, cd.Name, err)
+	}
+	r.deps.Expectations.ExpectGone(workload.OwnerKey(ro), workload.ObjectKey(v1beta1.KindDeployment, cd.Namespace, cd.Name), cd.UID)
+	r.deps.Recorder.Eventf(ro, corev1.EventTypeNormal, "CanaryDeleted", "Deleted canary Deployment %s", cd.Name)
+	klog.InfoS("Deleted canary Deployment", "rollout", klog.KObj(ro), "deployment", klog.KObj(cd))
+	return false, nil
 }

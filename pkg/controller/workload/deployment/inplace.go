@@ -133,6 +133,56 @@ func (r *InPlace) Rollback(ctx context.Context, ro *v1beta1.Rollout, info *workl
 	return rollback(ctx, r.deps, ro, info.Object.(*appsv1.Deployment), info.StableRevision)
 }
 
+// CanRevert implements workload.Releaser.
+func (r *InPlace) CanRevert() bool { return true }
+
+// Revert implements workload.Releaser: the batch arithmetic of Upgrade run
+// backwards. The stable ReplicaSet plays the new one and grows back to every
+// replica within replicas + maxSurge, while every other ReplicaSet shrinks to
+// zero within the availability budget, unready pods first. The Deployment
+// keeps its template and its hold, so its own controller (paused, Recreate)
+// creates nothing; it only scales the stable ReplicaSet to the Deployment's
+// replicas should that become the only active one, which is the goal anyway.
+func (r *InPlace) Revert(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) (bool, error) {
+	d := info.Object.(*appsv1.Deployment)
+	if r.deps.Pending(ro) {
+		return false, nil
+	}
+	rss, err := ownedReplicaSets(r.deps, d)
+	if err != nil {
+		return false, err
+	}
+	stable := byRevision(rss, info.StableRevision)
+	if stable == nil {
+		return false, fmt.Errorf("reverting Deployment %s/%s: the stable revision %s has no ReplicaSet any more", d.Namespace, d.Name, info.StableRevision)
+	}
+	replicas := info.Replicas
+	surge, unavailable, err := rollingParameters(d, replicas)
+	if err != nil {
+		return false, err
+	}
+	back := scaleState{name: stable.Name, spec: replicasOf(stable.Spec.Replicas), pods: stable.Status.Replicas, available: stable.Status.AvailableReplicas}
+	var others []scaleState
+	byName := map[string]*appsv1.ReplicaSet{stable.Name: stable}
+	left := false
+	for _, rs := range rss {
+		if rs == stable {
+			continue
+		}
+		byName[rs.Name] = rs
+		others = append(others, scaleState{name: rs.Name, spec: replicasOf(rs.Spec.Replicas), available: rs.Status.AvailableReplicas, pods: rs.Status.Replicas})
+		left = left || replicasOf(rs.Spec.Replicas) > 0 || rs.Status.Replicas > 0
+	}
+	plan := planScale(replicas, surge, unavailable, replicas, back, others)
+	for _, step := range plan {
+		if err := r.scale(ctx, ro, d, byName[step.name], step.to, replicas, surge); err != nil {
+			return false, err
+		}
+	}
+	return len(plan) == 0 && !left && replicasOf(stable.Spec.Replicas) == replicas &&
+		stable.Status.ObservedGeneration >= stable.Generation, nil
+}
+
 // Release implements workload.Releaser.
 func (r *InPlace) Release(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) (bool, error) {
 	return release(ctx, r.deps, ro, info.Object.(*appsv1.Deployment))

@@ -7,11 +7,15 @@ package statefulset
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -37,18 +41,14 @@ func (r *Releaser) get(ro *v1beta1.Rollout) (*appsv1.StatefulSet, error) {
 // podCounts counts s's live pods per revision (the controller-revision-hash
 // label holds the ControllerRevision name for StatefulSets).
 func (r *Releaser) podCounts(s *appsv1.StatefulSet) (map[string]workload.Counts, error) {
-	selector, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	pods, err := r.ownedPods(s)
 	if err != nil {
-		return nil, fmt.Errorf("selector of StatefulSet %s/%s: %w", s.Namespace, s.Name, err)
-	}
-	pods, err := r.deps.Pods.Pods(s.Namespace).List(selector)
-	if err != nil {
-		return nil, fmt.Errorf("listing pods of StatefulSet %s/%s: %w", s.Namespace, s.Name, err)
+		return nil, err
 	}
 	now := r.deps.Clock.Now()
 	counts := map[string]workload.Counts{}
 	for _, pod := range pods {
-		if !workload.IsControlledBy(pod, s.UID) || !workload.IsAlive(pod) {
+		if !workload.IsAlive(pod) {
 			continue
 		}
 		rev := pod.Labels[appsv1.ControllerRevisionHashLabelKey]
@@ -172,6 +172,113 @@ func (r *Releaser) Rollback(ctx context.Context, ro *v1beta1.Rollout, info *work
 	r.deps.ExpectWritten(ro, v1beta1.KindStatefulSet, updated)
 	r.deps.Recorder.Eventf(ro, corev1.EventTypeNormal, "WorkloadRolledBack", "Rolled StatefulSet %s back to the pod template of revision %s", s.Name, info.StableRevision)
 	return false, nil
+}
+
+// CanRevert implements workload.Releaser.
+func (r *Releaser) CanRevert() bool { return true }
+
+// Revert implements workload.Releaser. With partition = replicas every
+// ordinal is below the partition, so the StatefulSet controller updates none
+// and recreates a deleted pod at status.currentRevision, the revision the
+// unchanged ordinals run: the stable one. The pods already updated are
+// deleted, unready ones at once and ready ones no more at a time than the
+// saved maxUnavailable (default 1) allows, highest ordinal first as the
+// StatefulSet controller would.
+func (r *Releaser) Revert(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) (bool, error) {
+	s := info.Object.(*appsv1.StatefulSet)
+	if r.deps.Pending(ro) || !info.Consistent {
+		return false, nil
+	}
+	if workload.HeldPartition(s) != info.Replicas || s.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		return false, r.setPartition(ctx, ro, s, info.Replicas)
+	}
+	stable := s.Status.CurrentRevision
+	pods, err := r.ownedPods(s)
+	if err != nil {
+		return false, err
+	}
+	now := r.deps.Clock.Now()
+	var updated []*corev1.Pod
+	var unavailable, stableAlive int32
+	for _, pod := range pods {
+		if !workload.IsAlive(pod) {
+			continue
+		}
+		if !workload.IsAvailable(pod, s.Spec.MinReadySeconds, now) {
+			unavailable++
+		}
+		if pod.Labels[appsv1.ControllerRevisionHashLabelKey] == stable {
+			stableAlive++
+			continue
+		}
+		updated = append(updated, pod)
+	}
+	if len(updated) == 0 {
+		return stableAlive >= info.Replicas, nil
+	}
+	sort.Slice(updated, func(i, j int) bool {
+		ai, aj := workload.IsAvailable(updated[i], s.Spec.MinReadySeconds, now), workload.IsAvailable(updated[j], s.Spec.MinReadySeconds, now)
+		if ai != aj {
+			return !ai
+		}
+		return ordinal(updated[i]) > ordinal(updated[j])
+	})
+	budget := maxUnavailable(s, info.Replicas) - unavailable
+	for _, pod := range updated {
+		if workload.IsAvailable(pod, s.Spec.MinReadySeconds, now) {
+			if budget <= 0 {
+				break
+			}
+			budget--
+		}
+		if err := workload.DeletePod(ctx, r.deps, ro, pod, fmt.Sprintf("StatefulSet %s recreates it on its stable revision %s", s.Name, stable)); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// ownedPods are the pods whose controller is s.
+func (r *Releaser) ownedPods(s *appsv1.StatefulSet) ([]*corev1.Pod, error) {
+	selector, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("selector of StatefulSet %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	all, err := r.deps.Pods.Pods(s.Namespace).List(selector)
+	if err != nil {
+		return nil, fmt.Errorf("listing pods of StatefulSet %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	owned := all[:0:0]
+	for _, pod := range all {
+		if workload.IsControlledBy(pod, s.UID) {
+			owned = append(owned, pod)
+		}
+	}
+	return owned, nil
+}
+
+// ordinal is the number at the end of a StatefulSet pod's name, -1 if none.
+func ordinal(pod *corev1.Pod) int {
+	i := strings.LastIndexByte(pod.Name, '-')
+	n, err := strconv.Atoi(pod.Name[i+1:])
+	if i < 0 || err != nil {
+		return -1
+	}
+	return n
+}
+
+// maxUnavailable is the saved RollingUpdate maxUnavailable against replicas
+// (rounded down, as the StatefulSet controller does), at least 1.
+func maxUnavailable(s *appsv1.StatefulSet, replicas int32) int32 {
+	value := intstr.FromInt32(1)
+	if ru := workload.OriginalOfStatefulSet(s).UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
+		value = *ru.MaxUnavailable
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(&value, int(replicas), false)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return int32(n)
 }
 
 // Release implements workload.Releaser.

@@ -26,9 +26,9 @@ import (
 // RolloutActionRequestApplyConfiguration represents a declarative configuration of the RolloutActionRequest type for use
 // with apply.
 //
-// RolloutActionRequest is a promote or abort waiting for the controller.
+// RolloutActionRequest is a promote, abort or retry waiting for the controller.
 type RolloutActionRequestApplyConfiguration struct {
-	// Type is Promote or Abort.
+	// Type is Promote, Abort or Retry.
 	Type *rolloutv1alpha1.RolloutActionType `json:"type,omitempty"`
 	// StepIndex is the step the action was requested at; the controller drops a
 	// promote whose step is no longer current, so a promote is never applied twice.

@@ -35,7 +35,7 @@ type RolloutStatusApplyConfiguration struct {
 	BlueGreenStatus *BlueGreenStatusApplyConfiguration `json:"blueGreenStatus,omitempty"`
 	// Conditions: Progressing, Succeeded, Terminating.
 	Conditions []RolloutConditionApplyConfiguration `json:"conditions,omitempty"`
-	// Phase is Initial, Healthy, Progressing, Terminating, Disabled or Disabling.
+	// Phase is Initial, Healthy, Progressing, Aborted, Terminating, Disabled or Disabling.
 	Phase *rolloutv1alpha1.RolloutPhase `json:"phase,omitempty"`
 	// Message says in words what is happening.
 	Message *string `json:"message,omitempty"`
@@ -43,7 +43,7 @@ type RolloutStatusApplyConfiguration struct {
 	CurrentStepIndex *int32 `json:"currentStepIndex,omitempty"`
 	// CurrentStepState mirrors the state of the current step.
 	CurrentStepState *rolloutv1alpha1.CanaryStepState `json:"currentStepState,omitempty"`
-	// PendingAction is a promote or abort requested through a subresource and
+	// PendingAction is a promote, abort or retry requested through a subresource and
 	// not yet carried out; the controller clears it in the same write that acts on it.
 	PendingAction *RolloutActionRequestApplyConfiguration `json:"pendingAction,omitempty"`
 	// Abort records why the last release was aborted.

@@ -30,6 +30,13 @@ type RolloutStrategyApplyConfiguration struct {
 	Canary *CanaryStrategyApplyConfiguration `json:"canary,omitempty"`
 	// BlueGreen brings up the new revision beside the old one and then switches traffic.
 	BlueGreen *BlueGreenStrategyApplyConfiguration `json:"blueGreen,omitempty"`
+	// AbortRewritesTemplate makes an abort write the stable revision's pod
+	// template back into the workload and hand it back, as this server did
+	// before it held aborted workloads. Without it an abort keeps the template
+	// as the user wrote it and holds the workload on the stable revision
+	// (phase Aborted) until the template changes or the release is retried,
+	// so a GitOps tool that keeps the workload equal to git sees no drift.
+	AbortRewritesTemplate *bool `json:"abortRewritesTemplate,omitempty"`
 }
 
 // RolloutStrategyApplyConfiguration constructs a declarative configuration of the RolloutStrategy type for use with
@@ -59,5 +66,13 @@ func (b *RolloutStrategyApplyConfiguration) WithCanary(value *CanaryStrategyAppl
 // If called multiple times, the BlueGreen field is set to the value of the last call.
 func (b *RolloutStrategyApplyConfiguration) WithBlueGreen(value *BlueGreenStrategyApplyConfiguration) *RolloutStrategyApplyConfiguration {
 	b.BlueGreen = value
+	return b
+}
+
+// WithAbortRewritesTemplate sets the AbortRewritesTemplate field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the AbortRewritesTemplate field is set to the value of the last call.
+func (b *RolloutStrategyApplyConfiguration) WithAbortRewritesTemplate(value bool) *RolloutStrategyApplyConfiguration {
+	b.AbortRewritesTemplate = &value
 	return b
 }

@@ -55,6 +55,7 @@ type RolloutInterface interface {
 	Pause(ctx context.Context, rolloutName string, rolloutPause *rolloutv1beta1.RolloutPause, opts v1.CreateOptions) (*rolloutv1beta1.Rollout, error)
 	Resume(ctx context.Context, rolloutName string, rolloutResume *rolloutv1beta1.RolloutResume, opts v1.CreateOptions) (*rolloutv1beta1.Rollout, error)
 	Abort(ctx context.Context, rolloutName string, rolloutAbort *rolloutv1beta1.RolloutAbort, opts v1.CreateOptions) (*rolloutv1beta1.Rollout, error)
+	Retry(ctx context.Context, rolloutName string, rolloutRetry *rolloutv1beta1.RolloutRetry, opts v1.CreateOptions) (*rolloutv1beta1.Rollout, error)
 
 	RolloutExpansion
 }
@@ -133,6 +134,21 @@ func (c *rollouts) Abort(ctx context.Context, rolloutName string, rolloutAbort *
 		SubResource("abort").
 		VersionedParams(&opts, scheme.ParameterCodec).
 		Body(rolloutAbort).
+		Do(ctx).
+		Into(result)
+	return
+}
+
+// Retry takes the representation of a rolloutRetry and creates it.  Returns the server's representation of the rollout, and an error, if there is any.
+func (c *rollouts) Retry(ctx context.Context, rolloutName string, rolloutRetry *rolloutv1beta1.RolloutRetry, opts v1.CreateOptions) (result *rolloutv1beta1.Rollout, err error) {
+	result = &rolloutv1beta1.Rollout{}
+	err = c.GetClient().Post().
+		Namespace(c.GetNamespace()).
+		Resource("rollouts").
+		Name(rolloutName).
+		SubResource("retry").
+		VersionedParams(&opts, scheme.ParameterCodec).
+		Body(rolloutRetry).
 		Do(ctx).
 		Into(result)
 	return

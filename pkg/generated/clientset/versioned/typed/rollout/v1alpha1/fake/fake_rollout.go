@@ -101,3 +101,15 @@ func (c *fakeRollouts) Abort(ctx context.Context, rolloutName string, rolloutAbo
 	}
 	return obj.(*v1alpha1.Rollout), err
 }
+
+// Retry takes the representation of a rolloutRetry and creates it.  Returns the server's representation of the rollout, and an error, if there is any.
+func (c *fakeRollouts) Retry(ctx context.Context, rolloutName string, rolloutRetry *v1alpha1.RolloutRetry, opts v1.CreateOptions) (result *v1alpha1.Rollout, err error) {
+	emptyResult := &v1alpha1.Rollout{}
+	obj, err := c.Fake.
+		Invokes(testing.NewCreateSubresourceActionWithOptions(c.Resource(), rolloutName, "retry", c.Namespace(), rolloutRetry, opts), emptyResult)
+
+	if obj == nil {
+		return emptyResult, err
+	}
+	return obj.(*v1alpha1.Rollout), err
+}
