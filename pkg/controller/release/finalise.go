@@ -97,6 +97,10 @@ func (r *Reconciler) finalise(ctx context.Context, p *pass, kind finaliseKind) (
 		if p.info == nil || !p.info.Held {
 			return true, nil
 		}
+		if !p.endingRecorded() {
+			p.recorded()
+			return false, nil
+		}
 		return p.rel.Release(ctx, p.ro, p.info)
 	}
 	stages := stagesOf(kind)
@@ -106,6 +110,12 @@ func (r *Reconciler) finalise(ctx context.Context, p *pass, kind finaliseKind) (
 	}
 	for cs.FinalisingStep != v1beta1.FinalisingStepTypeEnd {
 		stage := cs.FinalisingStep
+		if !p.stageRecorded(stage) {
+			// Entering the stage (or the ending itself): record it first.
+			p.status.Message = fmt.Sprintf("Finalising: %s", r.describeStage(kind, stage))
+			p.recorded()
+			return false, nil
+		}
 		done, retry, err := r.runStage(ctx, p, kind, stage)
 		if err != nil {
 			return false, fmt.Errorf("finalising stage %s: %w", stage, err)
@@ -116,6 +126,7 @@ func (r *Reconciler) finalise(ctx context.Context, p *pass, kind finaliseKind) (
 				retry = waitPoll
 			}
 			p.after(retry)
+			r.finaliseDeadline(p, kind, stage)
 			return false, nil
 		}
 		i := slices.Index(stages, stage)
@@ -128,6 +139,33 @@ func (r *Reconciler) finalise(ctx context.Context, p *pass, kind finaliseKind) (
 		cs.LastUpdateTime = &p.now
 	}
 	return true, nil
+}
+
+// finaliseDeadline applies spec.progressDeadlineSeconds to a finalisation
+// stage that has not finished: a successful release that cannot bring its
+// last pods up is aborted (recorded; a later pass rolls back), and an ending
+// that is itself stuck says so in its message and a Warning Event, since
+// there is nothing left to fall back to.
+func (r *Reconciler) finaliseDeadline(p *pass, kind finaliseKind, stage v1beta1.FinalisingStepType) {
+	cs, limit := p.status.CanaryStatus, p.ro.Spec.ProgressDeadlineSeconds
+	if limit == nil || cs.LastUpdateTime == nil {
+		return
+	}
+	deadline := cs.LastUpdateTime.Add(time.Duration(*limit) * time.Second)
+	if p.now.Time.Before(deadline) {
+		p.after(deadline.Sub(p.now.Time))
+		return
+	}
+	what := fmt.Sprintf("finalisation stage %s (%s) was not done within %ds", stage, r.describeStage(kind, stage), *limit)
+	if kind == finaliseSuccess {
+		r.abort(p, v1beta1.AbortReasonProgressDeadline, what)
+		return
+	}
+	message := fmt.Sprintf("Finalising: %s; still trying", what)
+	if p.ro.Status.Message != message {
+		p.event(corev1.EventTypeWarning, "FinalisationStuck", "%s", message)
+	}
+	p.status.Message = message
 }
 
 func (r *Reconciler) describeStage(kind finaliseKind, stage v1beta1.FinalisingStepType) string {

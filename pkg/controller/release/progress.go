@@ -53,7 +53,12 @@ func (r *Reconciler) syncProgressing(ctx context.Context, p *pass) error {
 	cs.StableReplicas, cs.StableReadyReplicas = info.Stable.Replicas, info.Stable.Ready
 	if !info.Held {
 		// Someone removed the hold mid-release; put it back before any step.
+		// The release itself is what status records; a release that starts in
+		// this pass found the workload held.
 		p.after(time.Second)
+		if p.ro.Status.Phase != v1beta1.RolloutPhaseProgressing {
+			return nil
+		}
 		return p.rel.Hold(ctx, p.ro, info)
 	}
 
@@ -84,9 +89,9 @@ func (r *Reconciler) syncProgressing(ctx context.Context, p *pass) error {
 	if err := r.runSteps(ctx, p); err != nil {
 		return err
 	}
-	if r.deadlineExceeded(p) {
-		return r.runFinalise(ctx, p, r.abortKind(p))
-	}
+	// An abort for the deadline is only recorded here; the rollback runs in a
+	// later pass that reads it, like a user's abort.
+	r.deadlineExceeded(p)
 	return nil
 }
 
@@ -103,8 +108,9 @@ func (r *Reconciler) cancel(p *pass) {
 	klog.InfoS("Release cancelled by revert", "rollout", klog.KObj(p.ro), "revision", cs.CanaryRevision)
 }
 
-// abort ends a release and records why; finalisation then rolls the workload
-// back to the stable revision.
+// abort ends a release and records why. Nothing is rolled back in the pass
+// that records it: finalisation runs from a later pass that reads the record,
+// so the reason is in status before the workload moves.
 func (r *Reconciler) abort(p *pass, reason, message string) {
 	cs := p.status.CanaryStatus
 	p.status.Abort = &v1beta1.RolloutAbortStatus{
@@ -237,11 +243,13 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 
 	// Once a step's pods are in place, keep the workload at the step's shape in
 	// every later state: old pods still shrinking, replaced pods, a changed
-	// replica count.
+	// replica count. Only for the step that status records.
 	switch cs.CurrentStepState {
 	case v1beta1.CanaryStepStateTrafficRouting, v1beta1.CanaryStepStateMetricsAnalysis, v1beta1.CanaryStepStatePaused:
-		if _, err := p.rel.Upgrade(ctx, ro, info, p.stepReplicas()); err != nil {
-			return err
+		if p.stepRecorded() {
+			if _, err := p.rel.Upgrade(ctx, ro, info, p.stepReplicas()); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -261,6 +269,13 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 				index, n, desired, info.Replicas, cs.CanaryRevision)
 
 		case v1beta1.CanaryStepStateUpgrade:
+			if !p.stepRecorded() {
+				// Entering the step: record it before any pod moves.
+				p.status.Message = fmt.Sprintf("Step %d/%d: moving %d of %d pods to revision %s",
+					index, n, desired, info.Replicas, cs.CanaryRevision)
+				p.recorded()
+				return nil
+			}
 			ready, err := p.rel.Upgrade(ctx, ro, info, desired)
 			if err != nil {
 				return err
@@ -275,6 +290,11 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 			p.event(corev1.EventTypeNormal, "StepUpgraded", "Step %d/%d: %d pods of revision %s are ready", index, n, desired, cs.CanaryRevision)
 
 		case v1beta1.CanaryStepStateTrafficRouting:
+			if !p.stepRecorded() {
+				p.status.Message = fmt.Sprintf("Step %d/%d: routing traffic to revision %s", index, n, cs.CanaryRevision)
+				p.recorded()
+				return nil
+			}
 			done, retry, err := r.Router.Route(ctx, &RouteContext{Rollout: ro, Step: index, Workload: info})
 			if err != nil {
 				return fmt.Errorf("routing traffic for step %d: %w", index, err)
@@ -287,6 +307,11 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 			r.setState(p, v1beta1.CanaryStepStateMetricsAnalysis)
 
 		case v1beta1.CanaryStepStateMetricsAnalysis:
+			if !p.stepRecorded() {
+				p.status.Message = fmt.Sprintf("Step %d/%d: checking metrics of revision %s", index, n, cs.CanaryRevision)
+				p.recorded()
+				return nil
+			}
 			analysis := ro.Spec.Strategy.Canary.Analysis
 			if step != nil && step.Analysis != nil {
 				analysis = step.Analysis
@@ -298,10 +323,14 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 			p.status.AnalysisResults = out.Results
 			switch out.Verdict {
 			case AnalysisFailed:
+				// Recorded now, rolled back by a later pass (see abort).
 				r.abort(p, v1beta1.AbortReasonMetricCheck, out.Message)
-				return r.runFinalise(ctx, p, r.abortKind(p))
+				return nil
 			case AnalysisPassed:
 				r.setState(p, v1beta1.CanaryStepStatePaused)
+				// A timed pause counts from the next whole second: status keeps
+				// whole seconds, and a pause must never end early.
+				cs.LastUpdateTime = ceilSecond(p.now)
 				if step != nil && step.Pause.Duration != nil {
 					p.event(corev1.EventTypeNormal, "StepPaused", "Step %d/%d is ready; pausing %ds", index, n, *step.Pause.Duration)
 				} else if !releasesEveryPod(index, n, step, info.Replicas) {

@@ -1,14 +1,34 @@
-// Package rollout is the step state machine of a release. It decides, from
+// Package release is the step state machine of a release. It decides, from
 // the Rollout's status and what the workload looks like now, which step the
 // release is at and what happens next; it leaves how a workload kind moves
 // pods to the workload.Releaser of that kind, and traffic and metric checks to
 // a TrafficRouter and an Analyzer.
 //
-// Every reconcile starts from observed state and writes status once, with the
-// resourceVersion it read, so a reconcile that raced with another writer fails
-// as a whole and is retried. A promote or abort waiting in
+// # Record, then act
+//
+// Every reconcile (a pass) starts from observed state and writes status once,
+// with the resourceVersion it read, so a pass that raced with another writer
+// fails as a whole and is retried. The invariant that makes this safe:
+//
+//	A pass acts outside the Rollout (scales pods, writes the workload's
+//	template or hold, moves traffic, queries metrics) only for a state that
+//	the status it read already records. A decision that needs a new action
+//	(entering a step, a step state with side effects, an abort and its reason,
+//	a finalisation stage, a teardown) is written to status first; the action
+//	happens in a later pass that reads that record.
+//
+// So a pass whose status write fails (a 409, a dropped response, a crash)
+// has changed nothing outside status that status does not already say: the
+// workload is never ahead of the step status records, an abort's reason is
+// written before anything is rolled back, and every action is idempotent, so
+// a pass that repeats one after a lost write converges. Status may lead the
+// workload by the one step or stage being entered, never lag it.
+//
+// User actions follow the same rule: a promote, abort or pause waiting in
 // status.pendingAction is applied in a status write of its own that also
-// clears it, so it takes effect exactly once.
+// clears it, so it takes effect exactly once. Aborts decided by the
+// controller (a progress deadline, a failed metric check) take the same path
+// as a user's abort: status.abort is recorded, then a later pass rolls back.
 package release
 
 import (
@@ -73,7 +93,7 @@ type Reconciler struct {
 
 // pass is one reconcile of one Rollout.
 type pass struct {
-	ro     *v1beta1.Rollout       // as read; never modified
+	ro     *v1beta1.Rollout       // as read; never modified; ro.Status is the record a pass may act on
 	status *v1beta1.RolloutStatus // being built
 	now    metav1.Time
 	rel    workload.Releaser

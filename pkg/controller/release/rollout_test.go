@@ -84,18 +84,22 @@ func (e *env) settle() {
 	e.t.Helper()
 	// Settled means neither the Rollout's status nor the ReplicaSets moved in
 	// a pass: a pass may only shrink old pods and grow into the room later.
+	// A pass may also act on what an earlier pass recorded without changing
+	// status (record, then act), so the workloads are part of what must stay.
 	var last *v1beta1.RolloutStatus
 	var lastSizes map[string]int32
-	for range 40 {
+	var lastWorkloads string
+	for range 60 {
 		e.sync()
 		e.c.Settle()
 		st := e.ro().Status
 		sizes := e.c.ReplicaSetSizes()
-		if last != nil && equalStatus(last, &st) && maps.Equal(lastSizes, sizes) {
+		workloads := e.c.WorkloadFingerprint()
+		if last != nil && equalStatus(last, &st) && maps.Equal(lastSizes, sizes) && workloads == lastWorkloads {
 			e.sync()
 			return
 		}
-		last, lastSizes = st.DeepCopy(), sizes
+		last, lastSizes, lastWorkloads = st.DeepCopy(), sizes, workloads
 	}
 	e.t.Fatalf("the Rollout never settled: %+v", e.ro().Status)
 }

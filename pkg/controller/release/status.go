@@ -130,6 +130,15 @@ func withoutFinalizer(finalizers []string) []string {
 	return kept
 }
 
+// ceilSecond is t rounded up to a whole second, the precision status keeps.
+func ceilSecond(t metav1.Time) *metav1.Time {
+	c := t.Truncate(time.Second)
+	if c.Before(t.Time) {
+		c = c.Add(time.Second)
+	}
+	return &metav1.Time{Time: c}
+}
+
 // humanDuration prints a wait in whole seconds for messages.
 func humanDuration(d time.Duration) string {
 	return d.Round(time.Second).String()

@@ -58,7 +58,81 @@ type Cluster struct {
 	// Nodes that DaemonSets run on.
 	Nodes []string
 
+	// StatusWrites is every Rollout status the fake API accepted, in order,
+	// for tests that check invariants over the whole history of a release.
+	StatusWrites []v1beta1.RolloutStatus
+
 	deployments, replicaSets, statefulSets, daemonSets, revisions, pods, rollouts cache.Indexer
+
+	rolloutVersion int
+	faults         []Fault
+}
+
+// Fault is what the fake Rollout API does to one status write instead of
+// answering it normally.
+type Fault int
+
+const (
+	// FaultNone answers normally.
+	FaultNone Fault = iota
+	// FaultConflict refuses the write with a 409, as if someone wrote first.
+	FaultConflict
+	// FaultDroppedResponse stores the write but answers with an error, as when
+	// the connection breaks after the server committed: the writer does not
+	// know that its write landed.
+	FaultDroppedResponse
+)
+
+// FailStatusWrites queues faults for the next Rollout status writes, one
+// each, in order.
+func (c *Cluster) FailStatusWrites(faults ...Fault) {
+	c.faults = append(c.faults, faults...)
+}
+
+var rolloutResource = v1beta1.SchemeGroupVersion.WithResource("rollouts")
+
+// rolloutWrite makes the fake Rollout API answer updates like the real one:
+// a write that carries another resourceVersion than the stored one is a 409,
+// and every accepted write gets a new resourceVersion. It also plays the
+// faults queued by FailStatusWrites.
+func (c *Cluster) rolloutWrite(action k8stesting.Action) (bool, runtime.Object, error) {
+	update, ok := action.(k8stesting.UpdateAction)
+	if !ok {
+		return false, nil, nil
+	}
+	ro, ok := update.GetObject().(*v1beta1.Rollout)
+	if !ok {
+		return false, nil, nil
+	}
+	gr := rolloutResource.GroupResource()
+	existing, err := c.Rollouts.Tracker().Get(rolloutResource, ro.Namespace, ro.Name)
+	if err != nil {
+		return true, nil, err
+	}
+	if ro.ResourceVersion != existing.(*v1beta1.Rollout).ResourceVersion {
+		return true, nil, apierrors.NewConflict(gr, ro.Name,
+			fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+	}
+	fault := FaultNone
+	if action.GetSubresource() == "status" && len(c.faults) > 0 {
+		fault, c.faults = c.faults[0], c.faults[1:]
+	}
+	if fault == FaultConflict {
+		return true, nil, apierrors.NewConflict(gr, ro.Name, fmt.Errorf("injected conflict"))
+	}
+	stored := ro.DeepCopy()
+	c.rolloutVersion++
+	stored.ResourceVersion = strconv.Itoa(c.rolloutVersion)
+	if err := c.Rollouts.Tracker().Update(rolloutResource, stored, ro.Namespace); err != nil {
+		return true, nil, err
+	}
+	if action.GetSubresource() == "status" {
+		c.StatusWrites = append(c.StatusWrites, *stored.Status.DeepCopy())
+	}
+	if fault == FaultDroppedResponse {
+		return true, nil, fmt.Errorf("injected: connection reset after the write was stored")
+	}
+	return true, stored.DeepCopy(), nil
 }
 
 // New returns a cluster holding objs (workloads, pods, Rollouts).
@@ -92,6 +166,16 @@ func New(t testing.TB, objs ...runtime.Object) *Cluster {
 		rollouts:     newIndexer(),
 	}
 	c.Kube.PrependReactor("update", "*", c.bumpGeneration)
+	for _, o := range rolloutObjs {
+		// Objects from the real API always carry a resourceVersion.
+		ro := o.(*v1beta1.Rollout)
+		if ro.ResourceVersion == "" {
+			c.rolloutVersion++
+			ro.ResourceVersion = strconv.Itoa(c.rolloutVersion)
+			c.must(c.Rollouts.Tracker().Update(rolloutResource, ro, ro.Namespace))
+		}
+	}
+	c.Rollouts.PrependReactor("update", "rollouts", c.rolloutWrite)
 	c.Deps = &workload.Deps{
 		Kube:                c.Kube,
 		Deployments:         appslisters.NewDeploymentLister(c.deployments),
@@ -235,6 +319,29 @@ func (c *Cluster) UpdateRollout(ro *v1beta1.Rollout) {
 	_, err := c.Rollouts.RolloutV1beta1().Rollouts(ro.Namespace).Update(c.ctx(), ro, metav1.UpdateOptions{})
 	c.must(err)
 	c.Refresh()
+}
+
+// WorkloadFingerprint is a text that changes whenever a workload's spec,
+// labels or annotations change, for tests that wait until nothing moves.
+func (c *Cluster) WorkloadFingerprint() string {
+	c.t.Helper()
+	type shape struct {
+		Meta metav1.ObjectMeta
+		Spec any
+	}
+	var all []shape
+	for _, d := range c.listDeployments() {
+		all = append(all, shape{Meta: metav1.ObjectMeta{Name: d.Name, Labels: d.Labels, Annotations: d.Annotations}, Spec: d.Spec})
+	}
+	for _, s := range c.listStatefulSets() {
+		all = append(all, shape{Meta: metav1.ObjectMeta{Name: s.Name, Labels: s.Labels, Annotations: s.Annotations}, Spec: s.Spec})
+	}
+	for _, ds := range c.listDaemonSets() {
+		all = append(all, shape{Meta: metav1.ObjectMeta{Name: ds.Name, Labels: ds.Labels, Annotations: ds.Annotations}, Spec: ds.Spec})
+	}
+	raw, err := json.Marshal(all)
+	c.must(err)
+	return string(raw)
 }
 
 // Deployment reads a Deployment.
