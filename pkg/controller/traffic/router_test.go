@@ -113,7 +113,7 @@ func TestRouteAndFinalise(t *testing.T) {
 	assert.False(t, done, "a change waits for the grace period")
 	assert.Equal(t, DefaultGracePeriod, retry)
 	assert.Equal(t, &v1beta1.TrafficStatus{Weight: ptr.To[int32](5)}, cs.Traffic)
-	assert.Contains(t, <-e.events, "TrafficRouted")
+	assert.Contains(t, <-e.events.Events, "TrafficRouted")
 	e.sync(t)
 
 	stable, err := e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
