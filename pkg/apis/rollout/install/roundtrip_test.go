@@ -184,7 +184,7 @@ func fullV1beta1Rollout() *v1beta1.Rollout {
 			StableReadyReplicas:        7,
 			Traffic: &v1beta1.TrafficStatus{
 				Weight:  ptr.To[int32](20),
-				Matches: []v1beta1.HttpRouteMatch{{Headers: []v1beta1.HTTPHeaderMatch{{Name: "x-canary", Value: "on"}}}},
+				Matches: steps()[0].Matches,
 			},
 		}
 	}
