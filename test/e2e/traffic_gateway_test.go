@@ -241,38 +241,28 @@ func trafficGatewayCanary(t *testing.T) {
 // watchWeightBehindReadyPods checks, until stopped, that the canary weight of the route
 // never exceeds the ready share of the new revision's pods (rounded up to whole percent).
 func (s *gatewayScenario) watchWeightBehindReadyPods() func() {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			ctx, cancel := s.ctx()
-			hr, err := s.gw.GatewayV1().HTTPRoutes(s.ns).Get(ctx, "web", metav1.GetOptions{})
-			_, ready, desc, err2 := s.podDistribution(ctx, nil)
-			cancel()
-			if err != nil || err2 != nil {
-				continue
-			}
-			var canary int32
-			for _, rule := range hr.Spec.Rules {
-				for _, b := range rule.BackendRefs {
-					if b.Name == "web-canary" {
-						canary = max(canary, ptr.Deref(b.Weight, 0))
-					}
+	return s.checkUntilStopped(100*time.Millisecond, func() bool {
+		ctx, cancel := s.ctx()
+		hr, err := s.gw.GatewayV1().HTTPRoutes(s.ns).Get(ctx, "web", metav1.GetOptions{})
+		_, ready, desc, err2 := s.podDistribution(ctx, nil)
+		cancel()
+		if err != nil || err2 != nil {
+			return true
+		}
+		var canary int32
+		for _, rule := range hr.Spec.Rules {
+			for _, b := range rule.BackendRefs {
+				if b.Name == "web-canary" {
+					canary = max(canary, ptr.Deref(b.Weight, 0))
 				}
 			}
-			if limit := (int32(ready["app:v2"])*100 + s.replicas - 1) / s.replicas; canary > limit {
-				s.t.Errorf("the route sends %d%% to the canary with only %d of %d pods of the new revision ready (%s)", canary, ready["app:v2"], s.replicas, desc)
-				return
-			}
 		}
-	}()
-	return func() { close(done); <-finished }
+		if limit := (int32(ready["app:v2"])*100 + s.replicas - 1) / s.replicas; canary > limit {
+			s.t.Errorf("the route sends %d%% to the canary with only %d of %d pods of the new revision ready (%s)", canary, ready["app:v2"], s.replicas, desc)
+			return false
+		}
+		return true
+	})
 }
 
 // trafficGatewayHeaderAbort: a header-match step puts a rule ahead; abort puts the route
@@ -376,6 +366,28 @@ func trafficGatewayMissingRoute(t *testing.T) {
 // watchRouteBeforePods checks, until stopped, that the route is back to its original
 // whenever fewer than step pods of the new revision are alive.
 func (s *gatewayScenario) watchRouteBeforePods(step int) func() {
+	return s.checkUntilStopped(50*time.Millisecond, func() bool {
+		ctx, cancel := s.ctx()
+		live, _, desc, err := s.podDistribution(ctx, nil)
+		var hr *gwv1.HTTPRoute
+		if err == nil {
+			hr, err = s.gw.GatewayV1().HTTPRoutes(s.ns).Get(ctx, "web", metav1.GetOptions{})
+		}
+		cancel()
+		if err != nil || live["app:v2"] >= step {
+			return true
+		}
+		if !apiequality.Semantic.DeepEqual(hr.Spec, s.originalRoute.Spec) {
+			s.t.Errorf("a canary pod went (%s) while the route still sent to the canary: %s", desc, jsonString(hr.Spec.Rules))
+			return false
+		}
+		return true
+	})
+}
+
+// checkUntilStopped runs check every interval in the background until it returns false
+// or the returned stop function is called (which waits for the last check).
+func (s *gatewayScenario) checkUntilStopped(interval time.Duration, check func() bool) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -384,20 +396,9 @@ func (s *gatewayScenario) watchRouteBeforePods(step int) func() {
 			select {
 			case <-done:
 				return
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(interval):
 			}
-			ctx, cancel := s.ctx()
-			live, _, desc, err := s.podDistribution(ctx, nil)
-			var hr *gwv1.HTTPRoute
-			if err == nil {
-				hr, err = s.gw.GatewayV1().HTTPRoutes(s.ns).Get(ctx, "web", metav1.GetOptions{})
-			}
-			cancel()
-			if err != nil || live["app:v2"] >= step {
-				continue
-			}
-			if !apiequality.Semantic.DeepEqual(hr.Spec, s.originalRoute.Spec) {
-				s.t.Errorf("a canary pod went (%s) while the route still sent to the canary: %s", desc, jsonString(hr.Spec.Rules))
+			if !check() {
 				return
 			}
 		}
