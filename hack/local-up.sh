@@ -245,6 +245,7 @@ log "kwok healthy, ${KWOK_NODES} nodes Ready ($(elapsed "${t0}"))"
 # Pods can't be created in a namespace before its `default` ServiceAccount exists
 # (ServiceAccount admission); the controller-manager makes it a few seconds after start.
 wait_for "ServiceAccount default/default" 60 "${KUBECTL}" -n default get serviceaccount default
+KUBECTL="${KUBECTL}" "${ROOT_DIR}/hack/install-crds.sh"
 log "control plane ready in $(elapsed "${t0}") (kubeconfig ${KUBECONFIG_ADMIN})"
 
 # --- our server ---------------------------------------------------------------------------

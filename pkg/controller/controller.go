@@ -35,9 +35,12 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/release"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/service"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/daemonset"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/deployment"
@@ -76,8 +79,12 @@ type Config struct {
 	// ResyncPeriod re-delivers every Rollout this often as a safety net;
 	// default 10 minutes.
 	ResyncPeriod time.Duration
+	// GatewayClient reaches the host cluster's Gateway API HTTPRoutes; nil
+	// reports Rollouts that route through an HTTPRoute as unroutable.
+	GatewayClient gwclient.Interface
 	// TrafficRouter and Analyzer gate the traffic and metric states of each
-	// step; nil means the pass-through defaults until those issues land.
+	// step; a nil TrafficRouter is the traffic package's router, a nil
+	// Analyzer the pass-through default until that issue lands.
 	TrafficRouter release.TrafficRouter
 	Analyzer      release.Analyzer
 }
@@ -107,6 +114,7 @@ type Controller struct {
 	synced         []cache.InformerSynced
 
 	deps        *workload.Deps
+	gatewayAPI  *traffic.GatewayAPI
 	reconciler  *release.Reconciler
 	broadcaster record.EventBroadcaster
 
@@ -126,6 +134,12 @@ const workloadIndex = "workload"
 // clean-up) apart from Rollout keys (namespace/name, which hold no colon).
 const workloadKeyPrefix = "workload:"
 
+// Kinds of routing objects in the workload index.
+const (
+	kindService   = "Service"
+	kindHTTPRoute = "HTTPRoute"
+)
+
 func workloadIndexKey(namespace, kind, name string) string {
 	return namespace + "/" + kind + "/" + name
 }
@@ -140,9 +154,6 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.ResyncPeriod <= 0 {
 		cfg.ResyncPeriod = DefaultResyncPeriod
-	}
-	if cfg.TrafficRouter == nil {
-		cfg.TrafficRouter = release.NoopTrafficRouter{}
 	}
 	if cfg.Analyzer == nil {
 		cfg.Analyzer = release.NoopAnalyzer{}
@@ -196,7 +207,20 @@ func New(cfg Config) (*Controller, error) {
 		if !ok {
 			return nil, nil
 		}
-		return []string{workloadIndexKey(ro.Namespace, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name)}, nil
+		keys := []string{workloadIndexKey(ro.Namespace, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name)}
+		// The routing objects are indexed beside the workload, so that a
+		// change someone else makes to them during a release is seen.
+		if c := ro.Spec.Strategy.Canary; c != nil {
+			for _, ref := range c.TrafficRoutings {
+				keys = append(keys,
+					workloadIndexKey(ro.Namespace, kindService, ref.Service),
+					workloadIndexKey(ro.Namespace, kindService, service.CanaryName(ref.Service)))
+				if ref.Gateway != nil && ref.Gateway.HTTPRouteName != nil {
+					keys = append(keys, workloadIndexKey(ro.Namespace, kindHTTPRoute, *ref.Gateway.HTTPRouteName))
+				}
+			}
+		}
+		return keys, nil
 	}}); err != nil {
 		return nil, fmt.Errorf("controller: indexing Rollouts: %w", err)
 	}
@@ -216,6 +240,23 @@ func New(cfg Config) (*Controller, error) {
 		Recorder:            recorder,
 		Expectations:        workload.NewExpectations(clock.RealClock{}),
 		Clock:               clock.RealClock{},
+	}
+	services := c.kubeFactory.Core().V1().Services()
+	if cfg.TrafficRouter == nil {
+		c.gatewayAPI = &traffic.GatewayAPI{
+			Client:    cfg.GatewayClient,
+			Discovery: cfg.KubeClient.Discovery(),
+			OnChange: func(namespace, name string) {
+				c.enqueueReferencing(namespace, kindHTTPRoute, name)
+			},
+		}
+		cfg.TrafficRouter = &traffic.Router{
+			Services: &service.Manager{Kube: cfg.KubeClient, Services: services.Lister()},
+			Gateway:  c.gatewayAPI,
+			Recorder: recorder,
+			Clock:    clock.RealClock{},
+		}
+		c.cfg.TrafficRouter = cfg.TrafficRouter
 	}
 	c.reconciler = &release.Reconciler{
 		Client:       cfg.RolloutClient,
@@ -240,6 +281,7 @@ func New(cfg Config) (*Controller, error) {
 		{apps.ReplicaSets().Informer(), c.ownedHandler()},
 		{apps.ControllerRevisions().Informer(), c.ownedHandler()},
 		{pods.Informer(), c.ownedHandler()},
+		{services.Informer(), c.serviceHandler()},
 	}
 	for _, h := range handlers {
 		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
@@ -298,6 +340,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cfg.KubeClient.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
 
+	if c.gatewayAPI != nil {
+		c.gatewayAPI.Ctx = ctx
+	}
 	c.rolloutFactory.Start(ctx.Done())
 	c.kubeFactory.Start(ctx.Done())
 	defer c.kubeFactory.Shutdown()

@@ -291,3 +291,18 @@ func (s *rolloutStore) Written(ro *v1beta1.Rollout) {
 	defer s.mu.Unlock()
 	s.written[ro.Namespace+"/"+ro.Name] = ro
 }
+
+// serviceHandler looks again at the Rollouts that route through a Service
+// (as the stable or the canary Service) when it changes.
+func (c *Controller) serviceHandler() cache.ResourceEventHandler {
+	handle := func(obj any) {
+		if meta, ok := unwrap(obj).(metav1.Object); ok {
+			c.enqueueReferencing(meta.GetNamespace(), kindService, meta.GetName())
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    handle,
+		UpdateFunc: func(_, obj any) { handle(obj) },
+		DeleteFunc: handle,
+	}
+}

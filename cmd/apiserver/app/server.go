@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
@@ -156,6 +157,10 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 	if err != nil {
 		return fmt.Errorf("building loopback rollout client: %w", err)
 	}
+	gatewayClient, err := gwclient.NewForConfig(rest.CopyConfig(hostConfig))
+	if err != nil {
+		return fmt.Errorf("building Gateway API client: %w", err)
+	}
 	identity, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("reading hostname for the leader election identity: %w", err)
@@ -163,6 +168,7 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 	ctrl, err := controller.New(controller.Config{
 		RolloutClient: rolloutClient,
 		KubeClient:    kubeClient,
+		GatewayClient: gatewayClient,
 		Workers:       o.Controller.Workers,
 		LeaderElection: controller.LeaderElectionConfig{
 			Enabled:       o.Controller.LeaderElect,

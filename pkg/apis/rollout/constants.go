@@ -44,6 +44,10 @@ const (
 	RolloutConditionProgressing RolloutConditionType = "Progressing"
 	RolloutConditionSucceeded   RolloutConditionType = "Succeeded"
 	RolloutConditionTerminating RolloutConditionType = "Terminating"
+	// RolloutConditionTrafficRouting is False, with the routing object and the
+	// API's answer in its message, while traffic cannot be routed as the step
+	// asks; True once it is.
+	RolloutConditionTrafficRouting RolloutConditionType = "TrafficRouting"
 
 	ProgressingReasonInitializing = "Initializing"
 	ProgressingReasonInRolling    = "InRolling"

@@ -417,6 +417,21 @@ type CommonStatus struct {
 	// StableReadyReplicas is the number of ready pods of the stable revision.
 	// +optional
 	StableReadyReplicas int32 `json:"stableReadyReplicas,omitempty"`
+	// Traffic is what the controller routes to the new revision now: the
+	// weight and the matches it last applied to the routing objects. Nil when
+	// the Rollout routes no traffic or traffic is back on stable.
+	// +optional
+	Traffic *TrafficStatus `json:"traffic,omitempty"`
+}
+
+// TrafficStatus is the routing currently applied for the new revision.
+type TrafficStatus struct {
+	// Weight is the percentage of traffic sent to the new revision.
+	// +optional
+	Weight *int32 `json:"weight,omitempty"`
+	// Matches send only matching requests to the new revision.
+	// +optional
+	Matches []HttpRouteMatch `json:"matches,omitempty"`
 }
 
 // CanaryStatus is the state of a canary release.

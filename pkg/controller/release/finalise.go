@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -47,11 +48,14 @@ const (
 func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
 	switch kind {
 	case finaliseSuccess:
+		// The stable Service selects every pod again before the route sends
+		// everything to it, and both happen before the old pods go, so no
+		// request is sent to a Service whose pods are leaving.
 		return []v1beta1.FinalisingStepType{
-			v1beta1.FinalisingStepResumeWorkload,
 			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepRouteTrafficToStable,
 			v1beta1.FinalisingStepRemoveCanaryService,
+			v1beta1.FinalisingStepResumeWorkload,
 			v1beta1.FinalisingStepReleaseWorkloadControl,
 		}
 	case finaliseAbort:
@@ -208,7 +212,41 @@ func (r *Reconciler) runStage(ctx context.Context, p *pass, kind finaliseKind, s
 		done, err := p.rel.Release(ctx, p.ro, p.info)
 		return done, 0, err
 	default:
-		return r.Router.Finalise(ctx, &RouteContext{Rollout: p.ro, Workload: p.info}, stage)
+		done, retry, err := r.Router.Finalise(ctx, &RouteContext{Rollout: p.ro, Workload: p.info, Status: p.status.CanaryStatus}, stage)
+		if err != nil {
+			return false, 0, r.routingFailed(p, "Finalising", err)
+		}
+		r.routingOK(p)
+		return done, retry, nil
+	}
+}
+
+// routingRetry is how soon a failed routing change is tried again: a missing
+// routing object or CRD gets a steady retry rather than a growing backoff,
+// so that it is picked up soon after it appears.
+const routingRetry = 10 * time.Second
+
+// routingFailed records a traffic provider's error in the TrafficRouting
+// condition and the message (it names the object and the API's answer) and
+// retries after routingRetry; a write conflict is retried at once instead.
+func (r *Reconciler) routingFailed(p *pass, what string, err error) error {
+	if apierrors.IsConflict(err) {
+		return err
+	}
+	message := fmt.Sprintf("%s: routing traffic failed: %v", what, err)
+	if c := getCondition(p.status, v1beta1.RolloutConditionTrafficRouting); c == nil || c.Message != message {
+		p.event(corev1.EventTypeWarning, "TrafficRoutingFailed", "%s", message)
+	}
+	setCondition(p.status, v1beta1.RolloutConditionTrafficRouting, corev1.ConditionFalse, "RoutingFailed", message, p.now)
+	p.status.Message = message
+	p.after(routingRetry)
+	return nil
+}
+
+// routingOK clears a routing failure recorded earlier.
+func (r *Reconciler) routingOK(p *pass) {
+	if c := getCondition(p.status, v1beta1.RolloutConditionTrafficRouting); c != nil && c.Status != corev1.ConditionTrue {
+		setCondition(p.status, v1beta1.RolloutConditionTrafficRouting, corev1.ConditionTrue, "Routed", "Traffic is routed as the release asks", p.now)
 	}
 }
 

@@ -31,6 +31,10 @@ type RouteContext struct {
 	Step int32
 	// Workload as last observed.
 	Workload *workload.Info
+	// Status is the canary status this pass writes; the router records in
+	// its traffic field what it is about to route before routing it, and
+	// clears it once traffic is back on stable. Nil when there is none.
+	Status *v1beta1.CanaryStatus
 }
 
 // NoopTrafficRouter routes nothing: the release runs on pod counts alone.

@@ -295,10 +295,11 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 				p.recorded()
 				return nil
 			}
-			done, retry, err := r.Router.Route(ctx, &RouteContext{Rollout: ro, Step: index, Workload: info})
+			done, retry, err := r.Router.Route(ctx, &RouteContext{Rollout: ro, Step: index, Workload: info, Status: cs})
 			if err != nil {
-				return fmt.Errorf("routing traffic for step %d: %w", index, err)
+				return r.routingFailed(p, fmt.Sprintf("Step %d/%d", index, n), err)
 			}
+			r.routingOK(p)
 			if !done {
 				p.status.Message = fmt.Sprintf("Step %d/%d: routing traffic to revision %s", index, n, cs.CanaryRevision)
 				p.after(retry)

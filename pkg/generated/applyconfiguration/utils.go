@@ -100,6 +100,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &rolloutv1alpha1.TrafficRoutingRefApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("TrafficRoutingStrategy"):
 		return &rolloutv1alpha1.TrafficRoutingStrategyApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("TrafficStatus"):
+		return &rolloutv1alpha1.TrafficStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("WorkloadRef"):
 		return &rolloutv1alpha1.WorkloadRefApplyConfiguration{}
 
@@ -168,6 +170,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &rolloutv1beta1.TrafficRoutingRefApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("TrafficRoutingStrategy"):
 		return &rolloutv1beta1.TrafficRoutingStrategyApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("TrafficStatus"):
+		return &rolloutv1beta1.TrafficStatusApplyConfiguration{}
 
 	}
 	return nil

@@ -75,6 +75,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.ThresholdRange{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_ThresholdRange(ref),
 		v1alpha1.TrafficRoutingRef{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1alpha1_TrafficRoutingRef(ref),
 		v1alpha1.TrafficRoutingStrategy{}.OpenAPIModelName():   schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref),
+		v1alpha1.TrafficStatus{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1alpha1_TrafficStatus(ref),
 		v1alpha1.WorkloadRef{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_WorkloadRef(ref),
 		v1beta1.ActionPreconditions{}.OpenAPIModelName():       schema_pkg_apis_rollout_v1beta1_ActionPreconditions(ref),
 		v1beta1.BlueGreenStatus{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1beta1_BlueGreenStatus(ref),
@@ -115,6 +116,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1beta1.ThresholdRange{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_ThresholdRange(ref),
 		v1beta1.TrafficRoutingRef{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1beta1_TrafficRoutingRef(ref),
 		v1beta1.TrafficRoutingStrategy{}.OpenAPIModelName():    schema_pkg_apis_rollout_v1beta1_TrafficRoutingStrategy(ref),
+		v1beta1.TrafficStatus{}.OpenAPIModelName():             schema_pkg_apis_rollout_v1beta1_TrafficStatus(ref),
 		resource.Quantity{}.OpenAPIModelName():                 schema_apimachinery_pkg_api_resource_Quantity(ref),
 		v1.APIGroup{}.OpenAPIModelName():                       schema_pkg_apis_meta_v1_APIGroup(ref),
 		v1.APIGroupList{}.OpenAPIModelName():                   schema_pkg_apis_meta_v1_APIGroupList(ref),
@@ -309,6 +311,12 @@ func schema_pkg_apis_rollout_v1alpha1_BlueGreenStatus(ref common.ReferenceCallba
 							Format:      "int32",
 						},
 					},
+					"traffic": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Traffic is what the controller routes to the new revision now: the weight and the matches it last applied to the routing objects. Nil when the Rollout routes no traffic or traffic is back on stable.",
+							Ref:         ref(v1alpha1.TrafficStatus{}.OpenAPIModelName()),
+						},
+					},
 					"updatedRevision": {
 						SchemaProps: spec.SchemaProps{
 							Description: "UpdatedRevision is the revision being released.",
@@ -338,7 +346,7 @@ func schema_pkg_apis_rollout_v1alpha1_BlueGreenStatus(ref common.ReferenceCallba
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1alpha1.TrafficStatus{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -520,6 +528,12 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStatus(ref common.ReferenceCallback)
 							Format:      "int32",
 						},
 					},
+					"traffic": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Traffic is what the controller routes to the new revision now: the weight and the matches it last applied to the routing objects. Nil when the Rollout routes no traffic or traffic is back on stable.",
+							Ref:         ref(v1alpha1.TrafficStatus{}.OpenAPIModelName()),
+						},
+					},
 					"canaryRevision": {
 						SchemaProps: spec.SchemaProps{
 							Description: "CanaryRevision is the revision being released.",
@@ -549,7 +563,7 @@ func schema_pkg_apis_rollout_v1alpha1_CanaryStatus(ref common.ReferenceCallback)
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1alpha1.TrafficStatus{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -809,12 +823,18 @@ func schema_pkg_apis_rollout_v1alpha1_CommonStatus(ref common.ReferenceCallback)
 							Format:      "int32",
 						},
 					},
+					"traffic": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Traffic is what the controller routes to the new revision now: the weight and the matches it last applied to the routing objects. Nil when the Rollout routes no traffic or traffic is back on stable.",
+							Ref:         ref(v1alpha1.TrafficStatus{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"podTemplateHash", "currentStepIndex", "nextStepIndex", "finalisingStep", "currentStepState"},
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1alpha1.TrafficStatus{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -2334,6 +2354,46 @@ func schema_pkg_apis_rollout_v1alpha1_TrafficRoutingStrategy(ref common.Referenc
 	}
 }
 
+func schema_pkg_apis_rollout_v1alpha1_TrafficStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "TrafficStatus is the routing currently applied for the new revision.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"weight": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Weight is the percentage of traffic sent to the new revision.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"matches": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Matches send only matching requests to the new revision.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.HttpRouteMatch{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.HttpRouteMatch{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_rollout_v1alpha1_WorkloadRef(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -2507,6 +2567,12 @@ func schema_pkg_apis_rollout_v1beta1_BlueGreenStatus(ref common.ReferenceCallbac
 							Format:      "int32",
 						},
 					},
+					"traffic": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Traffic is what the controller routes to the new revision now: the weight and the matches it last applied to the routing objects. Nil when the Rollout routes no traffic or traffic is back on stable.",
+							Ref:         ref(v1beta1.TrafficStatus{}.OpenAPIModelName()),
+						},
+					},
 					"updatedRevision": {
 						SchemaProps: spec.SchemaProps{
 							Description: "UpdatedRevision is the revision being released.",
@@ -2536,7 +2602,7 @@ func schema_pkg_apis_rollout_v1beta1_BlueGreenStatus(ref common.ReferenceCallbac
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1beta1.TrafficStatus{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -2718,6 +2784,12 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStatus(ref common.ReferenceCallback) 
 							Format:      "int32",
 						},
 					},
+					"traffic": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Traffic is what the controller routes to the new revision now: the weight and the matches it last applied to the routing objects. Nil when the Rollout routes no traffic or traffic is back on stable.",
+							Ref:         ref(v1beta1.TrafficStatus{}.OpenAPIModelName()),
+						},
+					},
 					"canaryRevision": {
 						SchemaProps: spec.SchemaProps{
 							Description: "CanaryRevision is the revision being released.",
@@ -2747,7 +2819,7 @@ func schema_pkg_apis_rollout_v1beta1_CanaryStatus(ref common.ReferenceCallback) 
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1beta1.TrafficStatus{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -3007,12 +3079,18 @@ func schema_pkg_apis_rollout_v1beta1_CommonStatus(ref common.ReferenceCallback) 
 							Format:      "int32",
 						},
 					},
+					"traffic": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Traffic is what the controller routes to the new revision now: the weight and the matches it last applied to the routing objects. Nil when the Rollout routes no traffic or traffic is back on stable.",
+							Ref:         ref(v1beta1.TrafficStatus{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"podTemplateHash", "currentStepIndex", "nextStepIndex", "finalisingStep", "currentStepState"},
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1beta1.TrafficStatus{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -4508,6 +4586,46 @@ func schema_pkg_apis_rollout_v1beta1_TrafficRoutingStrategy(ref common.Reference
 		},
 		Dependencies: []string{
 			v1beta1.HTTPHeaderFilter{}.OpenAPIModelName(), v1beta1.HttpRouteMatch{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_rollout_v1beta1_TrafficStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "TrafficStatus is the routing currently applied for the new revision.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"weight": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Weight is the percentage of traffic sent to the new revision.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"matches": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Matches send only matching requests to the new revision.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.HttpRouteMatch{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.HttpRouteMatch{}.OpenAPIModelName()},
 	}
 }
 

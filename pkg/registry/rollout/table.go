@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metatable "k8s.io/apimachinery/pkg/api/meta/table"
@@ -79,6 +80,10 @@ func rolloutRow(r *rollout.Rollout, name, age string) []interface{} {
 	case r.Status.BlueGreenStatus != nil && r.Status.BlueGreenStatus.UpdatedRevision != "":
 		canaryRevision = r.Status.BlueGreenStatus.UpdatedRevision
 	}
+	// What the routing objects carry now wins over what the step asks for.
+	if t := currentTraffic(r.Status); t != "" {
+		traffic = t
+	}
 	workload := r.Spec.WorkloadRef.Kind + "/" + r.Spec.WorkloadRef.Name
 	return []interface{}{name, phase, step, state, r.Status.Message, age, workload, canaryRevision, traffic}
 }
@@ -91,4 +96,27 @@ func stepTraffic(s rollout.CanaryStep) string {
 		return "matches"
 	}
 	return "-"
+}
+
+// currentTraffic describes the routing status records as applied, e.g. "5%"
+// or "5%+matches"; empty when status records none.
+func currentTraffic(st rollout.RolloutStatus) string {
+	var t *rollout.TrafficStatus
+	switch {
+	case st.CanaryStatus != nil:
+		t = st.CanaryStatus.Traffic
+	case st.BlueGreenStatus != nil:
+		t = st.BlueGreenStatus.Traffic
+	}
+	if t == nil {
+		return ""
+	}
+	var parts []string
+	if t.Weight != nil {
+		parts = append(parts, fmt.Sprintf("%d%%", *t.Weight))
+	}
+	if len(t.Matches) > 0 {
+		parts = append(parts, "matches")
+	}
+	return strings.Join(parts, "+")
 }

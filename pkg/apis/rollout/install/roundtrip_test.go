@@ -182,6 +182,10 @@ func fullV1beta1Rollout() *v1beta1.Rollout {
 			StepStartTime:              &t0,
 			StableReplicas:             8,
 			StableReadyReplicas:        7,
+			Traffic: &v1beta1.TrafficStatus{
+				Weight:  ptr.To[int32](20),
+				Matches: steps()[0].Matches,
+			},
 		}
 	}
 	return &v1beta1.Rollout{
@@ -320,7 +324,7 @@ func TestConvertFullObjectBetweenVersions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(alphaJSON), `"objectRef":{"workloadRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"}}`)
 	assert.Contains(t, string(alphaJSON), `"weight":35`)
-	assert.NotContains(t, string(alphaJSON), `"traffic"`)
+	assert.NotContains(t, string(alphaJSON), `"traffic":"`, "v1alpha1 steps carry weight, not traffic (status.*.traffic is an object in both)")
 	hub, err := runtime.Decode(codecs.UniversalDecoder(), alphaJSON)
 	require.NoError(t, err)
 	require.IsType(t, &rollout.Rollout{}, hub)

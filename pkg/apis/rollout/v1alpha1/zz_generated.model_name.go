@@ -222,6 +222,11 @@ func (in TrafficRoutingStrategy) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in TrafficStatus) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1alpha1.TrafficStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in WorkloadRef) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1alpha1.WorkloadRef"
 }

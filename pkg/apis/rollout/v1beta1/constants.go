@@ -41,6 +41,7 @@ const (
 	RolloutConditionProgressing          = RolloutConditionType(rollout.RolloutConditionProgressing)
 	RolloutConditionSucceeded            = RolloutConditionType(rollout.RolloutConditionSucceeded)
 	RolloutConditionTerminating          = RolloutConditionType(rollout.RolloutConditionTerminating)
+	RolloutConditionTrafficRouting       = RolloutConditionType(rollout.RolloutConditionTrafficRouting)
 	FinalisingStepRouteTrafficToNew      = FinalisingStepType(rollout.FinalisingStepRouteTrafficToNew)
 	FinalisingStepRouteTrafficToStable   = FinalisingStepType(rollout.FinalisingStepRouteTrafficToStable)
 	FinalisingStepRestoreStableService   = FinalisingStepType(rollout.FinalisingStepRestoreStableService)

@@ -215,3 +215,8 @@ func (in TrafficRoutingRef) OpenAPIModelName() string {
 func (in TrafficRoutingStrategy) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1beta1.TrafficRoutingStrategy"
 }
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in TrafficStatus) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1beta1.TrafficStatus"
+}

@@ -155,6 +155,14 @@ func (b *BlueGreenStatusApplyConfiguration) WithStableReadyReplicas(value int32)
 	return b
 }
 
+// WithTraffic sets the Traffic field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Traffic field is set to the value of the last call.
+func (b *BlueGreenStatusApplyConfiguration) WithTraffic(value *TrafficStatusApplyConfiguration) *BlueGreenStatusApplyConfiguration {
+	b.CommonStatusApplyConfiguration.Traffic = value
+	return b
+}
+
 // WithUpdatedRevision sets the UpdatedRevision field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the UpdatedRevision field is set to the value of the last call.

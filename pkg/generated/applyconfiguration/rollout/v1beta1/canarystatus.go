@@ -155,6 +155,14 @@ func (b *CanaryStatusApplyConfiguration) WithStableReadyReplicas(value int32) *C
 	return b
 }
 
+// WithTraffic sets the Traffic field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Traffic field is set to the value of the last call.
+func (b *CanaryStatusApplyConfiguration) WithTraffic(value *TrafficStatusApplyConfiguration) *CanaryStatusApplyConfiguration {
+	b.CommonStatusApplyConfiguration.Traffic = value
+	return b
+}
+
 // WithCanaryRevision sets the CanaryRevision field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the CanaryRevision field is set to the value of the last call.

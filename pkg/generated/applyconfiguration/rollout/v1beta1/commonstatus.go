@@ -56,6 +56,10 @@ type CommonStatusApplyConfiguration struct {
 	StableReplicas *int32 `json:"stableReplicas,omitempty"`
 	// StableReadyReplicas is the number of ready pods of the stable revision.
 	StableReadyReplicas *int32 `json:"stableReadyReplicas,omitempty"`
+	// Traffic is what the controller routes to the new revision now: the
+	// weight and the matches it last applied to the routing objects. Nil when
+	// the Rollout routes no traffic or traffic is back on stable.
+	Traffic *TrafficStatusApplyConfiguration `json:"traffic,omitempty"`
 }
 
 // CommonStatusApplyConfiguration constructs a declarative configuration of the CommonStatus type for use with
@@ -173,5 +177,13 @@ func (b *CommonStatusApplyConfiguration) WithStableReplicas(value int32) *Common
 // If called multiple times, the StableReadyReplicas field is set to the value of the last call.
 func (b *CommonStatusApplyConfiguration) WithStableReadyReplicas(value int32) *CommonStatusApplyConfiguration {
 	b.StableReadyReplicas = &value
+	return b
+}
+
+// WithTraffic sets the Traffic field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Traffic field is set to the value of the last call.
+func (b *CommonStatusApplyConfiguration) WithTraffic(value *TrafficStatusApplyConfiguration) *CommonStatusApplyConfiguration {
+	b.Traffic = value
 	return b
 }

@@ -1,0 +1,200 @@
+package traffic
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
+	gwlisters "sigs.k8s.io/gateway-api/pkg/client/listers/apis/v1"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/release"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/service"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
+)
+
+type routerEnv struct {
+	r        *Router
+	kube     *fake.Clientset
+	gw       *gwfake.Clientset
+	services cache.Indexer
+	routes   cache.Indexer
+	clock    *clocktesting.FakeClock
+	events   *record.FakeRecorder
+}
+
+func newRouterEnv(t *testing.T) *routerEnv {
+	stable := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	hr := &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec: gwv1.HTTPRouteSpec{Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
+			BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr.To(gwv1.PortNumber(80))}}}}}}},
+	}
+	e := &routerEnv{
+		kube:     fake.NewClientset(stable),
+		gw:       gwfake.NewSimpleClientset(hr),
+		services: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		routes:   cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		clock:    clocktesting.NewFakeClock(time.Now()),
+		events:   record.NewFakeRecorder(100),
+	}
+	e.r = &Router{
+		Services: &service.Manager{Kube: e.kube, Services: corelisters.NewServiceLister(e.services)},
+		Gateway:  &GatewayAPI{Client: e.gw, lister: gwlisters.NewHTTPRouteLister(e.routes), synced: func() bool { return true }},
+		Recorder: e.events,
+		Clock:    e.clock,
+	}
+	e.sync(t)
+	return e
+}
+
+// sync copies the fake clusters into the caches, as the informers would.
+func (e *routerEnv) sync(t *testing.T) {
+	ctx := context.Background()
+	svcs, err := e.kube.CoreV1().Services("shop").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	items := make([]any, 0, len(svcs.Items))
+	for i := range svcs.Items {
+		items = append(items, &svcs.Items[i])
+	}
+	require.NoError(t, e.services.Replace(items, ""))
+	hrs, err := e.gw.GatewayV1().HTTPRoutes("shop").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	items = nil
+	for i := range hrs.Items {
+		items = append(items, &hrs.Items[i])
+	}
+	require.NoError(t, e.routes.Replace(items, ""))
+}
+
+func rolloutWithGateway() *v1beta1.Rollout {
+	step := func(traffic string) v1beta1.CanaryStep {
+		return v1beta1.CanaryStep{TrafficRoutingStrategy: v1beta1.TrafficRoutingStrategy{Traffic: ptr.To(traffic)}}
+	}
+	return &v1beta1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "ro-uid"},
+		Spec: v1beta1.RolloutSpec{Strategy: v1beta1.RolloutStrategy{Canary: &v1beta1.CanaryStrategy{
+			Steps: []v1beta1.CanaryStep{step("5%"), step("100%")},
+			TrafficRoutings: []v1beta1.TrafficRoutingRef{{
+				Service: "web", Gateway: &v1beta1.GatewayTrafficRouting{HTTPRouteName: ptr.To("web")},
+			}},
+		}}},
+	}
+}
+
+// TestRouteAndFinalise runs one release through the router: step 1 routes,
+// waits the grace period, then finalisation puts everything back.
+func TestRouteAndFinalise(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	ro := rolloutWithGateway()
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	cs := &v1beta1.CanaryStatus{}
+	rc := &release.RouteContext{Rollout: ro, Step: 1, Workload: info, Status: cs}
+
+	done, retry, err := e.r.Route(ctx, rc)
+	require.NoError(t, err)
+	assert.False(t, done, "a change waits for the grace period")
+	assert.Equal(t, DefaultGracePeriod, retry)
+	assert.Equal(t, &v1beta1.TrafficStatus{Weight: ptr.To[int32](5)}, cs.Traffic)
+	assert.Contains(t, <-e.events.Events, "TrafficRouted")
+	e.sync(t)
+
+	stable, err := e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "old"}, stable.Spec.Selector)
+	canary, err := e.kube.CoreV1().Services("shop").Get(ctx, "web-canary", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "new"}, canary.Spec.Selector)
+	hr, err := e.gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Len(t, hr.Spec.Rules[0].BackendRefs, 2)
+	assert.Equal(t, int32(95), *hr.Spec.Rules[0].BackendRefs[0].Weight)
+
+	e.clock.Step(time.Second)
+	done, retry, err = e.r.Route(ctx, rc)
+	require.NoError(t, err)
+	assert.False(t, done)
+	assert.Equal(t, 2*time.Second, retry)
+	e.clock.Step(2 * time.Second)
+	done, _, err = e.r.Route(ctx, rc)
+	require.NoError(t, err)
+	assert.True(t, done, "nothing changed and the grace period is over")
+
+	for _, stage := range []v1beta1.FinalisingStepType{
+		v1beta1.FinalisingStepRouteTrafficToStable, v1beta1.FinalisingStepRestoreStableService, v1beta1.FinalisingStepRemoveCanaryService,
+	} {
+		for i := 0; ; i++ {
+			require.Less(t, i, 5, "stage %s never done", stage)
+			done, _, err := e.r.Finalise(ctx, rc, stage)
+			require.NoError(t, err)
+			e.sync(t)
+			if done {
+				break
+			}
+			e.clock.Step(DefaultGracePeriod)
+		}
+	}
+	assert.Nil(t, cs.Traffic)
+	stable, err = e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"app": "web"}, stable.Spec.Selector)
+	assert.Empty(t, stable.Annotations)
+	_, err = e.kube.CoreV1().Services("shop").Get(ctx, "web-canary", metav1.GetOptions{})
+	require.Error(t, err)
+	hr, err = e.gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Len(t, hr.Spec.Rules[0].BackendRefs, 1)
+	assert.Nil(t, hr.Spec.Rules[0].BackendRefs[0].Weight)
+	assert.Empty(t, hr.Annotations)
+}
+
+func TestRouteRefusesUnsupported(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	info := &workload.Info{Kind: v1beta1.KindDeployment, StableRevision: "old", PodTemplateHash: "new"}
+	tests := []struct {
+		name   string
+		change func(*v1beta1.Rollout)
+		want   string
+	}{
+		{"ingress", func(ro *v1beta1.Rollout) {
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Ingress = &v1beta1.IngressTrafficRouting{Name: "web"}
+		}, "ingress (Ingress web) is not supported yet"},
+		{"istio", func(ro *v1beta1.Rollout) {
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].CustomNetworkRefs = []v1beta1.ObjectRef{{APIVersion: "networking.istio.io/v1", Kind: "VirtualService", Name: "web"}}
+		}, "customNetworkRefs (VirtualService web) is not supported yet"},
+		{"no canary Service", func(ro *v1beta1.Rollout) {
+			ro.Spec.Strategy.Canary.DisableGenerateCanaryService = true
+		}, "disableGenerateCanaryService leaves HTTPRoute shop/web no Service"},
+		{"missing route", func(ro *v1beta1.Rollout) {
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway.HTTPRouteName = ptr.To("nope")
+		}, "HTTPRoute shop/nope named in trafficRoutings does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ro := rolloutWithGateway()
+			tt.change(ro)
+			_, _, err := e.r.Route(ctx, &release.RouteContext{Rollout: ro, Step: 1, Workload: info})
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
