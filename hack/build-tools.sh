@@ -139,4 +139,5 @@ total_start=$(now_ms)
 build_etcd
 build_kwok
 build_kubernetes
+"${ROOT_DIR}/hack/build-prometheus.sh"
 log "tools ready in ${BIN_DIR} ($(elapsed "${total_start}")): $(cd "${BIN_DIR}" && echo *)"

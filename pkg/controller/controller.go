@@ -80,6 +80,9 @@ type Config struct {
 	// step; nil means the pass-through defaults until those issues land.
 	TrafficRouter release.TrafficRouter
 	Analyzer      release.Analyzer
+	// Observer, if set, is told about reconciles and status writes (the
+	// controller's metrics).
+	Observer release.Observer
 }
 
 // LeaderElectionConfig configures the Lease that elects the acting replica.
@@ -227,6 +230,7 @@ func New(cfg Config) (*Controller, error) {
 		Recorder:     recorder,
 		Clock:        clock.RealClock{},
 		Expectations: c.deps.Expectations,
+		Observer:     cfg.Observer,
 	}
 
 	handlers := []struct {

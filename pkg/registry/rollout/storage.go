@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 )
 
 // Storage holds the REST storage of rollouts and each of its subresources.
@@ -54,9 +55,10 @@ func (*REST) ShortNames() []string { return []string{"ro"} }
 // Categories puts rollouts in `kubectl get all`.
 func (*REST) Categories() []string { return []string{"all"} }
 
-// NewStorage builds the etcd-backed storage of rollouts and its subresources.
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*Storage, error) {
-	strategy := NewStrategy(scheme)
+// NewStorage builds the etcd-backed storage of rollouts and its subresources;
+// addresses is the server's policy for metric check addresses.
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, addresses validation.AddressPolicy) (*Storage, error) {
+	strategy := NewStrategy(scheme, addresses)
 	workloads := newWorkloadClaims()
 
 	store := &genericregistry.Store{
