@@ -59,7 +59,7 @@ func check(count, failureLimit, inconclusiveLimit, errorLimit int32) v1beta1.Met
 func rolloutAt() *v1beta1.Rollout {
 	return &v1beta1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
-		Spec:       v1beta1.RolloutSpec{WorkloadRef: v1beta1.WorkloadRef{Kind: "Deployment", Name: "web"}},
+		Spec:       v1beta1.RolloutSpec{WorkloadRef: v1beta1.ObjectRef{Kind: "Deployment", Name: "web"}},
 		Status: v1beta1.RolloutStatus{CanaryStatus: &v1beta1.CanaryStatus{
 			CommonStatus: v1beta1.CommonStatus{StableRevision: "old"}, CanaryRevision: "new"}},
 	}
@@ -240,11 +240,11 @@ func TestJudge(t *testing.T) {
 		{name: "within range", rng: &v1beta1.ThresholdRange{Min: ptr.To(resource.MustParse("0.9")), Max: ptr.To(resource.MustParse("1"))}, v: 0.95, pass: true},
 		{name: "on the bounds", rng: &v1beta1.ThresholdRange{Min: ptr.To(resource.MustParse("0.9")), Max: ptr.To(resource.MustParse("1"))}, v: 1, pass: true},
 		{name: "above max", rng: &v1beta1.ThresholdRange{Max: ptr.To(resource.MustParse("50m"))}, v: 0.2, reason: "value 0.2 is above the maximum 0.05"},
-		{name: "+Inf above max", rng: &v1beta1.ThresholdRange{Max: ptr.To(resource.MustParse("1"))}, v: math.Inf(1), reason: "above the maximum"},
+		{name: "+Inf above max", rng: &v1beta1.ThresholdRange{Max: ptr.To(resource.MustParse("1"))}, v: math.Inf(1), reason: "value +Inf is above the maximum 1"},
 		{name: "CEL passes", cond: "result < 0.05", v: 0.01, pass: true},
 		{name: "CEL with an int literal", cond: "result <= 1", v: 1, pass: true},
 		{name: "CEL fails", cond: "result < 0.05", v: 0.5, reason: `value 0.5 does not satisfy "result < 0.05"`},
-		{name: "both must hold", rng: minRange("0"), cond: "result < 0.05", v: 0.5, reason: "does not satisfy"},
+		{name: "both must hold", rng: minRange("0"), cond: "result < 0.05", v: 0.5, reason: `value 0.5 does not satisfy "result < 0.05"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

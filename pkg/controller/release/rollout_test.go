@@ -521,7 +521,7 @@ func TestMetricAnalysisPausesUntilResumed(t *testing.T) {
 	assert.True(t, ro.Spec.Strategy.Paused, "the controller pauses the release through spec.strategy.paused")
 	assert.Equal(t, v1beta1.ProgressingReasonPaused, condition(ro, v1beta1.RolloutConditionProgressing).Reason)
 	assert.Contains(t, ro.Status.Message, "Paused at step 1/3 by metric checks (check error-rate: 5 measurements in a row could not be taken")
-	assert.Contains(t, condition(ro, v1beta1.RolloutConditionProgressing).Message, "connection refused")
+	assert.Contains(t, condition(ro, v1beta1.RolloutConditionProgressing).Message, "error rate 0.3 above 0.05", "the condition says why, in the analyzer's words")
 	assert.Equal(t, v1beta1.CanaryStepStateMetricsAnalysis, ro.Status.CurrentStepState)
 	assert.Nil(t, ro.Status.Abort, "a pause never aborts")
 	assert.True(t, e.hadEvent("AnalysisPaused"))
