@@ -1345,7 +1345,7 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref common.ReferenceCall
 					},
 					"startedAt": {
 						SchemaProps: spec.SchemaProps{
-							Description: "StartedAt is when the first measurement was taken.",
+							Description: "StartedAt is when the check started; its first measurement is one interval later.",
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
@@ -3480,7 +3480,7 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref common.ReferenceCallb
 					},
 					"startedAt": {
 						SchemaProps: spec.SchemaProps{
-							Description: "StartedAt is when the first measurement was taken.",
+							Description: "StartedAt is when the check started; its first measurement is one interval later.",
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},

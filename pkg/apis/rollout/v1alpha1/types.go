@@ -561,7 +561,7 @@ type MetricCheckResult struct {
 	// Message about the last measurement.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// StartedAt is when the first measurement was taken.
+	// StartedAt is when the check started; its first measurement is one interval later.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 	// LastMeasuredAt is when the last measurement was taken.

@@ -55,7 +55,7 @@ type MetricCheckResultApplyConfiguration struct {
 	LastValue *string `json:"lastValue,omitempty"`
 	// Message about the last measurement.
 	Message *string `json:"message,omitempty"`
-	// StartedAt is when the first measurement was taken.
+	// StartedAt is when the check started; its first measurement is one interval later.
 	StartedAt *v1.Time `json:"startedAt,omitempty"`
 	// LastMeasuredAt is when the last measurement was taken.
 	LastMeasuredAt *v1.Time `json:"lastMeasuredAt,omitempty"`
