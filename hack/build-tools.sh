@@ -140,4 +140,5 @@ build_etcd
 build_kwok
 build_kubernetes
 "${ROOT_DIR}/hack/install-crds.sh" --download
+"${ROOT_DIR}/hack/build-prometheus.sh"
 log "tools ready in ${BIN_DIR} ($(elapsed "${total_start}")): $(cd "${BIN_DIR}" && echo *)"

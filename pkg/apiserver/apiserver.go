@@ -13,6 +13,7 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
 )
 
@@ -29,6 +30,8 @@ type ExtraConfig struct {
 	// NonAPIHandlers are served beside the API on the same port, keyed by
 	// path, e.g. the workload admission webhook.
 	NonAPIHandlers map[string]http.Handler
+	// MetricAddresses is where metric checks may connect (server flags).
+	MetricAddresses validation.AddressPolicy
 }
 
 // CompletedConfig is a Config with every default filled in.
@@ -55,7 +58,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("building generic API server: %w", err)
 	}
 
-	storage, err := rolloutregistry.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter, c.GenericConfig.AdmissionControl)
+	storage, err := rolloutregistry.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter, c.GenericConfig.AdmissionControl, c.ExtraConfig.MetricAddresses)
 	if err != nil {
 		return nil, fmt.Errorf("building rollout storage: %w", err)
 	}

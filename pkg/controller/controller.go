@@ -87,6 +87,9 @@ type Config struct {
 	// Analyzer the pass-through default until that issue lands.
 	TrafficRouter release.TrafficRouter
 	Analyzer      release.Analyzer
+	// Observer, if set, is told about reconciles and status writes (the
+	// controller's metrics).
+	Observer release.Observer
 }
 
 // LeaderElectionConfig configures the Lease that elects the acting replica.
@@ -268,6 +271,7 @@ func New(cfg Config) (*Controller, error) {
 		Recorder:     recorder,
 		Clock:        clock.RealClock{},
 		Expectations: c.deps.Expectations,
+		Observer:     cfg.Observer,
 	}
 
 	handlers := []struct {

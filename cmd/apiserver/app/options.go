@@ -20,6 +20,7 @@ import (
 	netutils "k8s.io/utils/net"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	generatedopenapi "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/openapi"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
@@ -49,6 +50,18 @@ type ServerOptions struct {
 
 	// AlternateDNS are extra names for the self-signed serving certificate.
 	AlternateDNS []string
+
+	// Metrics configures where metric checks may connect and what one query
+	// may cost.
+	Metrics MetricsOptions
+}
+
+// MetricsOptions configure the metric checks of releases.
+type MetricsOptions struct {
+	DefaultPrometheusAddress   string
+	AllowedPrometheusAddresses []string
+	QueryTimeout               time.Duration
+	MaxResponseBytes           int64
 }
 
 // ControllerOptions configure the embedded release controller.
@@ -71,6 +84,10 @@ func NewServerOptions() *ServerOptions {
 			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
 		),
 		EtcdDataDir: "rollout-apiserver.etcd",
+		Metrics: MetricsOptions{
+			QueryTimeout:     10 * time.Second,
+			MaxResponseBytes: 1 << 20,
+		},
 		Controller: ControllerOptions{
 			Enabled:       true,
 			Workers:       4,
@@ -115,6 +132,20 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 		"How long the leader retries renewing before it gives up leadership.")
 	fs.DurationVar(&o.Controller.RetryPeriod, "leader-elect-retry-period", o.Controller.RetryPeriod,
 		"How often candidates try to acquire or renew the Lease.")
+	fs.StringVar(&o.Metrics.DefaultPrometheusAddress, "metrics-default-prometheus-address", o.Metrics.DefaultPrometheusAddress,
+		"Prometheus queried by metric checks that name no address, e.g. http://prometheus.monitoring:9090. Empty: such checks are refused.")
+	fs.StringSliceVar(&o.Metrics.AllowedPrometheusAddresses, "metrics-allowed-prometheus-addresses", o.Metrics.AllowedPrometheusAddresses,
+		"Prometheus addresses a Rollout's metric checks may name: URLs (scheme, host and port must match) or host patterns "+
+			"(\"prometheus.monitoring\", \"*.monitoring.svc\"). Empty: any address. Others are rejected with 422.")
+	fs.DurationVar(&o.Metrics.QueryTimeout, "metrics-query-timeout", o.Metrics.QueryTimeout,
+		"Longest time one metric query may take, connection included.")
+	fs.Int64Var(&o.Metrics.MaxResponseBytes, "metrics-max-response-bytes", o.Metrics.MaxResponseBytes,
+		"Largest answer to one metric query; a longer one is a measurement error.")
+}
+
+// AddressPolicy is where metric checks may connect, from the flags.
+func (o *ServerOptions) AddressPolicy() (validation.AddressPolicy, error) {
+	return validation.ParseAddressPolicy(o.Metrics.DefaultPrometheusAddress, o.Metrics.AllowedPrometheusAddresses)
 }
 
 // UsesEmbeddedEtcd reports whether the server starts its own etcd.
@@ -145,6 +176,15 @@ func (o *ServerOptions) Validate() error {
 	if o.Controller.Enabled && o.Controller.LeaderElect && o.Controller.RenewDeadline >= o.Controller.LeaseDuration {
 		errs = append(errs, fmt.Errorf("--leader-elect-renew-deadline (%s) must be shorter than --leader-elect-lease-duration (%s)",
 			o.Controller.RenewDeadline, o.Controller.LeaseDuration))
+	}
+	if _, err := o.AddressPolicy(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Metrics.QueryTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--metrics-query-timeout must be positive, got %s", o.Metrics.QueryTimeout))
+	}
+	if o.Metrics.MaxResponseBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--metrics-max-response-bytes must be positive, got %d", o.Metrics.MaxResponseBytes))
 	}
 	errs = append(errs, compatibility.DefaultComponentGlobalsRegistry.Validate()...)
 	return utilerrors.NewAggregate(errs)

@@ -20,6 +20,9 @@ import (
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/analysis"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/analysis/prometheus"
+	controllermetrics "github.com/rollout-apiserver/rollout-apiserver/pkg/controller/metrics"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/embeddedetcd"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
@@ -128,7 +131,12 @@ func NewServer(o *ServerOptions) (*apiserver.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	addresses, err := o.AddressPolicy()
+	if err != nil {
+		return nil, err
+	}
 	cfg := &apiserver.Config{GenericConfig: genericConfig}
+	cfg.ExtraConfig.MetricAddresses = addresses
 	cfg.ExtraConfig.PostStartHooks = map[string]genericapiserver.PostStartHookFunc{
 		"wait-for-authentication-config": waitForAuthenticationConfig(genericConfig),
 	}
@@ -165,11 +173,18 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 	if err != nil {
 		return fmt.Errorf("reading hostname for the leader election identity: %w", err)
 	}
+	recorder := controllermetrics.NewRecorder()
 	ctrl, err := controller.New(controller.Config{
 		RolloutClient: rolloutClient,
 		KubeClient:    kubeClient,
 		GatewayClient: gatewayClient,
 		Workers:       o.Controller.Workers,
+		Analyzer: &analysis.Analyzer{
+			Prometheus: prometheus.New(prometheus.Options{QueryTimeout: o.Metrics.QueryTimeout, MaxResponseBytes: o.Metrics.MaxResponseBytes}),
+			Addresses:  cfg.ExtraConfig.MetricAddresses,
+			Recorder:   recorder,
+		},
+		Observer: recorder,
 		LeaderElection: controller.LeaderElectionConfig{
 			Enabled:       o.Controller.LeaderElect,
 			Namespace:     o.Controller.LeaseNS,

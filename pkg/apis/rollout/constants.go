@@ -94,6 +94,10 @@ const (
 	MetricCheckSuccessful MetricCheckPhase = "Successful"
 	MetricCheckFailed     MetricCheckPhase = "Failed"
 	MetricCheckError      MetricCheckPhase = "Error"
+	// MetricCheckInconclusive: too many inconclusive measurements; the release paused.
+	MetricCheckInconclusive MetricCheckPhase = "Inconclusive"
+	// MetricCheckSkipped: the step was promoted while the check was running.
+	MetricCheckSkipped MetricCheckPhase = "Skipped"
 )
 
 // Reasons recorded in status.abort.reason.
@@ -128,4 +132,9 @@ const (
 const (
 	DefaultMetricCheckInterval = 30 * time.Second
 	DefaultMetricCheckCount    = 1
+	// DefaultConsecutiveErrorLimit tolerates a Prometheus restart or a brief
+	// network fault before the release pauses.
+	DefaultConsecutiveErrorLimit = 4
+	// MaxMeasurements is how many measurements of a check status keeps.
+	MaxMeasurements = 10
 )

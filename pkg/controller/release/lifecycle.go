@@ -178,6 +178,7 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 			st.AnalysisResults = nil
 			p.event(corev1.EventTypeNormal, "Promoted", "%s moved the release of revision %s from step %d to step %d", who, cs.CanaryRevision, action.StepIndex, to)
 		case action.Full:
+			skipChecks(st.AnalysisResults, cs.CurrentStepIndex, who)
 			cs.CurrentStepIndex = int32(len(steps))
 			cs.NextStepIndex = -1
 			r.setState(p, v1beta1.CanaryStepStateCompleted)
@@ -185,6 +186,11 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 		case cs.CurrentStepState == v1beta1.CanaryStepStatePaused:
 			r.setState(p, v1beta1.CanaryStepStateReady)
 			p.event(corev1.EventTypeNormal, "Promoted", "%s promoted step %d/%d of revision %s", who, cs.CurrentStepIndex, len(steps), cs.CanaryRevision)
+		case cs.CurrentStepState == v1beta1.CanaryStepStateMetricsAnalysis:
+			// The user overrides the checks; status keeps that they did.
+			skipChecks(st.AnalysisResults, cs.CurrentStepIndex, who)
+			r.setState(p, v1beta1.CanaryStepStateReady)
+			p.event(corev1.EventTypeNormal, "Promoted", "%s promoted step %d/%d of revision %s during its metric checks", who, cs.CurrentStepIndex, len(steps), cs.CanaryRevision)
 		default:
 			p.event(corev1.EventTypeWarning, "ActionIgnored", "Promote requested by %s ignored: step %d is in state %s, not waiting for promote", who, cs.CurrentStepIndex, cs.CurrentStepState)
 		}

@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -51,8 +53,8 @@ func (NoopTrafficRouter) Finalise(context.Context, *RouteContext, v1beta1.Finali
 }
 
 // Analyzer runs the metric checks that gate a step. The step machine calls it
-// in the StepMetricsAnalysis state. Metric providers (Prometheus) come with a
-// later issue; until then NoopAnalyzer passes every step.
+// in the StepMetricsAnalysis state; package analysis is the real one, and
+// NoopAnalyzer passes every step (for tests and a server without checks).
 type Analyzer interface {
 	// Analyze takes the measurements that are due for the current step and
 	// returns the verdict with the updated results for status.analysisResults.
@@ -85,6 +87,10 @@ const (
 	AnalysisPassed AnalysisVerdict = "Passed"
 	// AnalysisFailed: a check failed; the release is aborted and rolled back.
 	AnalysisFailed AnalysisVerdict = "Failed"
+	// AnalysisPaused: a check had too many errors or inconclusive results to
+	// decide; the release pauses (spec.strategy.paused) until a user resumes
+	// it, and never goes on by itself.
+	AnalysisPaused AnalysisVerdict = "Paused"
 )
 
 // AnalysisOutcome is the result of one Analyze call.
@@ -93,10 +99,22 @@ type AnalysisOutcome struct {
 	Verdict AnalysisVerdict
 	// Results replace status.analysisResults.
 	Results []v1beta1.MetricCheckResult
-	// Message explains a failure; it becomes the abort message.
+	// Message explains a failure or a pause; it becomes the abort message or
+	// the pause condition's message.
 	Message string
 	// RetryAfter is when the next measurement is due, while Running.
 	RetryAfter time.Duration
+}
+
+// Observer is told about every reconcile and every status write, for the
+// controller's own metrics. Optional.
+type Observer interface {
+	// ReconcileDone reports how long one reconcile took.
+	ReconcileDone(d time.Duration)
+	// StatusWritten reports a status written over old at time now.
+	StatusWritten(ro *v1beta1.Rollout, old, cur *v1beta1.RolloutStatus, now time.Time)
+	// Forget reports a Rollout that is gone.
+	Forget(namespace, name string)
 }
 
 // NoopAnalyzer passes every step without measuring.
@@ -105,4 +123,53 @@ type NoopAnalyzer struct{}
 // Analyze implements Analyzer.
 func (NoopAnalyzer) Analyze(_ context.Context, ac *AnalysisContext) (AnalysisOutcome, error) {
 	return AnalysisOutcome{Verdict: AnalysisPassed, Results: ac.Results}, nil
+}
+
+// pausedChecks describes the checks of step that paused the release, or "".
+func pausedChecks(results []v1beta1.MetricCheckResult, step int32) string {
+	var out []string
+	for _, r := range results {
+		if r.StepIndex == step && (r.Phase == v1beta1.MetricCheckError || r.Phase == v1beta1.MetricCheckInconclusive) {
+			out = append(out, fmt.Sprintf("check %s: %s", r.Name, r.Message))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// resumeChecks lets the paused checks of step measure again after a resume:
+// their error and inconclusive counts start over, what they measured stays.
+func resumeChecks(results []v1beta1.MetricCheckResult, step int32) {
+	for i := range results {
+		r := &results[i]
+		if r.StepIndex == step && (r.Phase == v1beta1.MetricCheckError || r.Phase == v1beta1.MetricCheckInconclusive) {
+			r.Phase = v1beta1.MetricCheckRunning
+			r.ConsecutiveErrors, r.Inconclusive = 0, 0
+			r.Message = "resumed: " + r.Message
+		}
+	}
+}
+
+// skipChecks records that step was promoted while its checks were running.
+func skipChecks(results []v1beta1.MetricCheckResult, step int32, who string) {
+	for i := range results {
+		r := &results[i]
+		if r.StepIndex == step && r.Phase == v1beta1.MetricCheckRunning {
+			r.Phase = v1beta1.MetricCheckSkipped
+			r.Message = fmt.Sprintf("promoted by %s after %d measurements", who, r.Count)
+		}
+	}
+}
+
+// compactResults keeps what earlier steps' checks decided but not their
+// measurements, so status stays small as a release moves through its steps.
+func compactResults(results []v1beta1.MetricCheckResult) []v1beta1.MetricCheckResult {
+	if len(results) == 0 {
+		return nil
+	}
+	out := make([]v1beta1.MetricCheckResult, len(results))
+	for i := range results {
+		out[i] = *results[i].DeepCopy()
+		out[i].Measurements = nil
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -70,12 +71,16 @@ func (r *Reconciler) syncProgressing(ctx context.Context, p *pass) error {
 			p.event(corev1.EventTypeNormal, "Paused", "Release paused at step %d/%d (spec.strategy.paused)", cs.CurrentStepIndex, len(steps))
 		}
 		st.Message = fmt.Sprintf("Paused at step %d/%d (%s); resume to continue", cs.CurrentStepIndex, len(steps), cs.CurrentStepState)
+		if why := pausedChecks(st.AnalysisResults, cs.CurrentStepIndex); why != "" {
+			st.Message = fmt.Sprintf("Paused at step %d/%d by metric checks (%s); resume to measure again", cs.CurrentStepIndex, len(steps), why)
+		}
 		return nil
 	}
 	if progressingReason(st) == v1beta1.ProgressingReasonPaused {
 		setCondition(st, v1beta1.RolloutConditionProgressing, corev1.ConditionTrue, v1beta1.ProgressingReasonInRolling,
 			fmt.Sprintf("Resumed at step %d/%d", cs.CurrentStepIndex, len(steps)), p.now)
 		p.event(corev1.EventTypeNormal, "Resumed", "Release resumed at step %d/%d", cs.CurrentStepIndex, len(steps))
+		resumeChecks(st.AnalysisResults, cs.CurrentStepIndex)
 		// The time spent paused does not count against the progress deadline.
 		if cs.CurrentStepState == v1beta1.CanaryStepStateInit || cs.CurrentStepState == v1beta1.CanaryStepStateUpgrade {
 			cs.StepStartTime = &p.now
@@ -327,6 +332,8 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 				// Recorded now, rolled back by a later pass (see abort).
 				r.abort(p, v1beta1.AbortReasonMetricCheck, out.Message)
 				return nil
+			case AnalysisPaused:
+				return r.pauseForAnalysis(ctx, p, out.Message)
 			case AnalysisPassed:
 				r.setState(p, v1beta1.CanaryStepStatePaused)
 				// A timed pause counts from the next whole second: status keeps
@@ -369,7 +376,7 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 				cs.NextStepIndex = nextStepIndex(cs.CurrentStepIndex, len(steps))
 				r.setState(p, v1beta1.CanaryStepStateInit)
 				cs.StepStartTime = &p.now
-				p.status.AnalysisResults = nil
+				p.status.AnalysisResults = compactResults(p.status.AnalysisResults)
 				continue
 			}
 			r.setState(p, v1beta1.CanaryStepStateCompleted)
@@ -409,4 +416,28 @@ func releasesEveryPod(index, n int32, step *v1beta1.CanaryStep, replicas int32) 
 	}
 	asked, err := intstr.GetScaledValueFromIntOrPercent(value, int(replicas), false)
 	return err == nil && int32(asked) >= replicas
+}
+
+// pauseForAnalysis pauses a release whose checks cannot decide (too many
+// errors or inconclusive measurements) by setting spec.strategy.paused, so
+// that the ordinary resume action continues it; the pass goes on from the
+// updated Rollout, and its status write records why.
+func (r *Reconciler) pauseForAnalysis(ctx context.Context, p *pass, why string) error {
+	cs := p.status.CanaryStatus
+	n := len(p.ro.Spec.Strategy.Canary.Steps)
+	ro := p.ro.DeepCopy()
+	ro.Spec.Strategy.Paused = true
+	updated, err := r.Client.RolloutV1beta1().Rollouts(ro.Namespace).Update(ctx, ro, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("pausing Rollout %s/%s for its metric checks: %w", ro.Namespace, ro.Name, err)
+	}
+	r.Store.Written(updated)
+	p.ro = updated
+	p.status.ObservedGeneration = updated.Generation
+	message := fmt.Sprintf("Paused at step %d/%d by metric checks (%s); resume to measure again", cs.CurrentStepIndex, n, why)
+	setCondition(p.status, v1beta1.RolloutConditionProgressing, corev1.ConditionTrue, v1beta1.ProgressingReasonPaused, message, p.now)
+	p.status.Message = message
+	p.event(corev1.EventTypeWarning, "AnalysisPaused", "%s", message)
+	klog.InfoS("Release paused by metric checks", "rollout", klog.KObj(p.ro), "step", cs.CurrentStepIndex, "reason", why)
+	return nil
 }

@@ -89,6 +89,8 @@ type Reconciler struct {
 	Clock clock.PassiveClock
 	// Expectations are forgotten when a Rollout goes away.
 	Expectations *workload.Expectations
+	// Observer, if set, is told about reconciles and status writes.
+	Observer Observer
 }
 
 // pass is one reconcile of one Rollout.
@@ -128,9 +130,16 @@ func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, fmt.Errorf("bad queue key %q: %w", key, err)
 	}
+	if r.Observer != nil {
+		start := r.Clock.Now()
+		defer func() { r.Observer.ReconcileDone(r.Clock.Since(start)) }()
+	}
 	ro, err := r.Store.Get(namespace, name)
 	if apierrors.IsNotFound(err) {
 		r.Expectations.Forget(key)
+		if r.Observer != nil {
+			r.Observer.Forget(namespace, name)
+		}
 		return 0, nil
 	}
 	if err != nil {
@@ -395,6 +404,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout
 		}
 		r.Store.Written(updated)
 		written = updated
+		if r.Observer != nil {
+			r.Observer.StatusWritten(p.ro, &p.ro.Status, &updated.Status, r.Clock.Now())
+		}
 	}
 	for _, e := range p.events {
 		r.Recorder.Event(p.ro, e.kind, e.reason, e.message)

@@ -151,14 +151,19 @@ func condition(ro *v1beta1.Rollout, t v1beta1.RolloutConditionType) *v1beta1.Rol
 type scriptedAnalyzer struct {
 	verdict AnalysisVerdict
 	calls   int
+	// results, if set, are what a non-passing verdict reports.
+	results []v1beta1.MetricCheckResult
+	// seen are the results each call was given.
+	seen [][]v1beta1.MetricCheckResult
 }
 
 func (a *scriptedAnalyzer) Analyze(_ context.Context, ac *AnalysisContext) (AnalysisOutcome, error) {
 	a.calls++
+	a.seen = append(a.seen, ac.Results)
 	if a.verdict == "" || a.verdict == AnalysisPassed {
 		return AnalysisOutcome{Verdict: AnalysisPassed, Results: ac.Results}, nil
 	}
-	return AnalysisOutcome{Verdict: a.verdict, Message: "error rate 0.3 above 0.05", RetryAfter: 10 * time.Second}, nil
+	return AnalysisOutcome{Verdict: a.verdict, Message: "error rate 0.3 above 0.05", RetryAfter: 10 * time.Second, Results: a.results}, nil
 }
 
 func webRollout(steps ...v1beta1.CanaryStep) *v1beta1.Rollout {
@@ -521,6 +526,62 @@ func TestMetricAnalysisRunningWaits(t *testing.T) {
 	ro := e.ro()
 	assert.Equal(t, v1beta1.CanaryStepStateMetricsAnalysis, ro.Status.CurrentStepState)
 	assert.Equal(t, 10*time.Second, e.sync())
+}
+
+func TestMetricAnalysisPausesUntilResumed(t *testing.T) {
+	e := newEnv(t, webRollout(), webDeployment())
+	e.analyzer.verdict = AnalysisPaused
+	e.analyzer.results = []v1beta1.MetricCheckResult{{
+		Name: "error-rate", StepIndex: 1, Phase: v1beta1.MetricCheckError, Errors: 5, ConsecutiveErrors: 5,
+		Message: "5 measurements in a row could not be taken (consecutiveErrorLimit 4); last error: connection refused",
+	}}
+	e.startRelease()
+	ro := e.ro()
+	assert.True(t, ro.Spec.Strategy.Paused, "the controller pauses the release through spec.strategy.paused")
+	assert.Equal(t, v1beta1.ProgressingReasonPaused, condition(ro, v1beta1.RolloutConditionProgressing).Reason)
+	assert.Contains(t, ro.Status.Message, "Paused at step 1/3 by metric checks (check error-rate: 5 measurements in a row could not be taken")
+	assert.Contains(t, condition(ro, v1beta1.RolloutConditionProgressing).Message, "error rate 0.3 above 0.05", "the condition says why, in the analyzer's words")
+	assert.Equal(t, v1beta1.CanaryStepStateMetricsAnalysis, ro.Status.CurrentStepState)
+	assert.Nil(t, ro.Status.Abort, "a pause never aborts")
+	assert.True(t, e.hadEvent("AnalysisPaused"))
+	calls := e.analyzer.calls
+	e.settle()
+	assert.Equal(t, calls, e.analyzer.calls, "no measurement while paused")
+
+	e.analyzer.verdict = AnalysisPassed
+	e.updateSpec(func(ro *v1beta1.Rollout) { ro.Spec.Strategy.Paused = false })
+	e.sync()
+	require.NotEmpty(t, e.analyzer.seen)
+	resumed := e.analyzer.seen[len(e.analyzer.seen)-1]
+	require.Len(t, resumed, 1)
+	assert.Equal(t, v1beta1.MetricCheckRunning, resumed[0].Phase, "resume lets the paused check measure again")
+	assert.Zero(t, resumed[0].ConsecutiveErrors)
+	assert.EqualValues(t, 5, resumed[0].Errors, "what was measured stays")
+	e.settle()
+	assert.Equal(t, v1beta1.CanaryStepStatePaused, e.ro().Status.CurrentStepState, "step 1 passed its checks and waits for promote")
+}
+
+func TestPromoteDuringMetricAnalysis(t *testing.T) {
+	e := newEnv(t, webRollout(), webDeployment())
+	e.analyzer.verdict = AnalysisRunning
+	e.analyzer.results = []v1beta1.MetricCheckResult{{Name: "error-rate", StepIndex: 1, Phase: v1beta1.MetricCheckRunning, Count: 2,
+		Measurements: []v1beta1.Measurement{{Phase: v1beta1.MetricCheckSuccessful, Value: "0"}}}}
+	e.startRelease()
+	require.Equal(t, v1beta1.CanaryStepStateMetricsAnalysis, e.ro().Status.CurrentStepState)
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1})
+	e.analyzer.verdict = AnalysisPassed
+	e.sync()
+	ro := e.ro()
+	assert.True(t, e.hadEvent("Promoted"))
+	require.Len(t, ro.Status.AnalysisResults, 1)
+	assert.Equal(t, v1beta1.MetricCheckSkipped, ro.Status.AnalysisResults[0].Phase)
+	assert.Equal(t, "promoted by alice after 2 measurements", ro.Status.AnalysisResults[0].Message)
+	e.sync()
+	ro = e.ro()
+	assert.EqualValues(t, 2, ro.Status.CurrentStepIndex)
+	require.NotEmpty(t, ro.Status.AnalysisResults)
+	assert.Equal(t, v1beta1.MetricCheckSkipped, ro.Status.AnalysisResults[0].Phase, "the override stays recorded in later steps")
+	assert.Empty(t, ro.Status.AnalysisResults[0].Measurements, "earlier steps keep no measurements")
 }
 
 func TestDisableMidRelease(t *testing.T) {

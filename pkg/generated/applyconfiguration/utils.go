@@ -64,6 +64,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &rolloutv1alpha1.HttpRouteMatchApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("IngressTrafficRouting"):
 		return &rolloutv1alpha1.IngressTrafficRoutingApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Measurement"):
+		return &rolloutv1alpha1.MeasurementApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("MetricCheck"):
 		return &rolloutv1alpha1.MetricCheckApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("MetricCheckResult"):
@@ -134,6 +136,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &rolloutv1beta1.HttpRouteMatchApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("IngressTrafficRouting"):
 		return &rolloutv1beta1.IngressTrafficRoutingApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("Measurement"):
+		return &rolloutv1beta1.MeasurementApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("MetricCheck"):
 		return &rolloutv1beta1.MetricCheckApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("MetricCheckResult"):

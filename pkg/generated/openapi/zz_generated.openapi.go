@@ -51,6 +51,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.HTTPQueryParamMatch{}.OpenAPIModelName():      schema_pkg_apis_rollout_v1alpha1_HTTPQueryParamMatch(ref),
 		v1alpha1.HttpRouteMatch{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_HttpRouteMatch(ref),
 		v1alpha1.IngressTrafficRouting{}.OpenAPIModelName():    schema_pkg_apis_rollout_v1alpha1_IngressTrafficRouting(ref),
+		v1alpha1.Measurement{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_Measurement(ref),
 		v1alpha1.MetricCheck{}.OpenAPIModelName():              schema_pkg_apis_rollout_v1alpha1_MetricCheck(ref),
 		v1alpha1.MetricCheckResult{}.OpenAPIModelName():        schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref),
 		v1alpha1.MetricProvider{}.OpenAPIModelName():           schema_pkg_apis_rollout_v1alpha1_MetricProvider(ref),
@@ -92,6 +93,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1beta1.HTTPQueryParamMatch{}.OpenAPIModelName():       schema_pkg_apis_rollout_v1beta1_HTTPQueryParamMatch(ref),
 		v1beta1.HttpRouteMatch{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_HttpRouteMatch(ref),
 		v1beta1.IngressTrafficRouting{}.OpenAPIModelName():     schema_pkg_apis_rollout_v1beta1_IngressTrafficRouting(ref),
+		v1beta1.Measurement{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1beta1_Measurement(ref),
 		v1beta1.MetricCheck{}.OpenAPIModelName():               schema_pkg_apis_rollout_v1beta1_MetricCheck(ref),
 		v1beta1.MetricCheckResult{}.OpenAPIModelName():         schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref),
 		v1beta1.MetricProvider{}.OpenAPIModelName():            schema_pkg_apis_rollout_v1beta1_MetricProvider(ref),
@@ -1183,6 +1185,50 @@ func schema_pkg_apis_rollout_v1alpha1_IngressTrafficRouting(ref common.Reference
 	}
 }
 
+func schema_pkg_apis_rollout_v1alpha1_Measurement(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Measurement is one query of a metric check and its judgement.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Phase is Successful, Failed, Inconclusive or Error.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"value": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Value is the number the query returned, as text (\"NaN\" included).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message explains an inconclusive or failed measurement or an error.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"time": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Time the measurement was taken.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"phase", "time"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_rollout_v1alpha1_MetricCheck(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -1213,7 +1259,21 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheck(ref common.ReferenceCallback) 
 					},
 					"failureLimit": {
 						SchemaProps: spec.SchemaProps{
-							Description: "FailureLimit is how many failed measurements are tolerated.",
+							Description: "FailureLimit is how many failed measurements are tolerated; one more fails the check and aborts the release.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"inconclusiveLimit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "InconclusiveLimit is how many inconclusive measurements (no data, NaN, more than one series) are tolerated; one more pauses the release.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"consecutiveErrorLimit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ConsecutiveErrorLimit is how many measurements in a row that could not be taken (provider unreachable, bad query) are tolerated; one more pauses the release. Default 4.",
 							Type:        []string{"integer"},
 							Format:      "int32",
 						},
@@ -1272,7 +1332,7 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref common.ReferenceCall
 					},
 					"phase": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Phase is Running, Successful, Failed or Error.",
+							Description: "Phase is Running, Successful, Failed, Inconclusive (too many inconclusive measurements; the release paused), Error (too many errors in a row; the release paused) or Skipped (the step was promoted during the check).",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -1280,7 +1340,7 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref common.ReferenceCall
 					},
 					"count": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Count of measurements taken.",
+							Description: "Count of measurements taken that yielded a value (Successful, Failed or Inconclusive); errors do not count.",
 							Type:        []string{"integer"},
 							Format:      "int32",
 						},
@@ -1306,6 +1366,20 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref common.ReferenceCall
 							Format:      "int32",
 						},
 					},
+					"inconclusive": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Inconclusive measurements: no data, NaN, or more than one series.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"consecutiveErrors": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ConsecutiveErrors is the number of errors since the last measurement that yielded a value.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
 					"lastValue": {
 						SchemaProps: spec.SchemaProps{
 							Description: "LastValue is the value of the last measurement.",
@@ -1322,7 +1396,7 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref common.ReferenceCall
 					},
 					"startedAt": {
 						SchemaProps: spec.SchemaProps{
-							Description: "StartedAt is when the first measurement was taken.",
+							Description: "StartedAt is when the check started; its first measurement is one interval later.",
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
@@ -1332,12 +1406,30 @@ func schema_pkg_apis_rollout_v1alpha1_MetricCheckResult(ref common.ReferenceCall
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"measurements": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Measurements are the last few measurements, oldest first (at most 10).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.Measurement{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 				},
 				Required: []string{"name", "stepIndex", "phase"},
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1alpha1.Measurement{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -1435,8 +1527,7 @@ func schema_pkg_apis_rollout_v1alpha1_PrometheusMetric(ref common.ReferenceCallb
 				Properties: map[string]spec.Schema{
 					"address": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Address of the Prometheus server, e.g. http://prometheus.monitoring:9090.",
-							Default:     "",
+							Description: "Address of the Prometheus server, e.g. http://prometheus.monitoring:9090. Empty means the server's default (--metrics-default-prometheus-address); the server may restrict addresses (--metrics-allowed-prometheus-addresses).",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -1450,7 +1541,7 @@ func schema_pkg_apis_rollout_v1alpha1_PrometheusMetric(ref common.ReferenceCallb
 						},
 					},
 				},
-				Required: []string{"address", "query"},
+				Required: []string{"query"},
 			},
 		},
 	}
@@ -3401,6 +3492,50 @@ func schema_pkg_apis_rollout_v1beta1_IngressTrafficRouting(ref common.ReferenceC
 	}
 }
 
+func schema_pkg_apis_rollout_v1beta1_Measurement(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Measurement is one query of a metric check and its judgement.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Phase is Successful, Failed, Inconclusive or Error.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"value": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Value is the number the query returned, as text (\"NaN\" included).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message explains an inconclusive or failed measurement or an error.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"time": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Time the measurement was taken.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"phase", "time"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_rollout_v1beta1_MetricCheck(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -3431,7 +3566,21 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheck(ref common.ReferenceCallback) c
 					},
 					"failureLimit": {
 						SchemaProps: spec.SchemaProps{
-							Description: "FailureLimit is how many failed measurements are tolerated.",
+							Description: "FailureLimit is how many failed measurements are tolerated; one more fails the check and aborts the release.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"inconclusiveLimit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "InconclusiveLimit is how many inconclusive measurements (no data, NaN, more than one series) are tolerated; one more pauses the release.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"consecutiveErrorLimit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ConsecutiveErrorLimit is how many measurements in a row that could not be taken (provider unreachable, bad query) are tolerated; one more pauses the release. Default 4.",
 							Type:        []string{"integer"},
 							Format:      "int32",
 						},
@@ -3490,7 +3639,7 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref common.ReferenceCallb
 					},
 					"phase": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Phase is Running, Successful, Failed or Error.",
+							Description: "Phase is Running, Successful, Failed, Inconclusive (too many inconclusive measurements; the release paused), Error (too many errors in a row; the release paused) or Skipped (the step was promoted during the check).",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -3498,7 +3647,7 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref common.ReferenceCallb
 					},
 					"count": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Count of measurements taken.",
+							Description: "Count of measurements taken that yielded a value (Successful, Failed or Inconclusive); errors do not count.",
 							Type:        []string{"integer"},
 							Format:      "int32",
 						},
@@ -3524,6 +3673,20 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref common.ReferenceCallb
 							Format:      "int32",
 						},
 					},
+					"inconclusive": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Inconclusive measurements: no data, NaN, or more than one series.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"consecutiveErrors": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ConsecutiveErrors is the number of errors since the last measurement that yielded a value.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
 					"lastValue": {
 						SchemaProps: spec.SchemaProps{
 							Description: "LastValue is the value of the last measurement.",
@@ -3540,7 +3703,7 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref common.ReferenceCallb
 					},
 					"startedAt": {
 						SchemaProps: spec.SchemaProps{
-							Description: "StartedAt is when the first measurement was taken.",
+							Description: "StartedAt is when the check started; its first measurement is one interval later.",
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
@@ -3550,12 +3713,30 @@ func schema_pkg_apis_rollout_v1beta1_MetricCheckResult(ref common.ReferenceCallb
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"measurements": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Measurements are the last few measurements, oldest first (at most 10).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.Measurement{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 				},
 				Required: []string{"name", "stepIndex", "phase"},
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			v1beta1.Measurement{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -3670,8 +3851,7 @@ func schema_pkg_apis_rollout_v1beta1_PrometheusMetric(ref common.ReferenceCallba
 				Properties: map[string]spec.Schema{
 					"address": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Address of the Prometheus server, e.g. http://prometheus.monitoring:9090.",
-							Default:     "",
+							Description: "Address of the Prometheus server, e.g. http://prometheus.monitoring:9090. Empty means the server's default (--metrics-default-prometheus-address); the server may restrict addresses (--metrics-allowed-prometheus-addresses).",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -3685,7 +3865,7 @@ func schema_pkg_apis_rollout_v1beta1_PrometheusMetric(ref common.ReferenceCallba
 						},
 					},
 				},
-				Required: []string{"address", "query"},
+				Required: []string{"query"},
 			},
 		},
 	}

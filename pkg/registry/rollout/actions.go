@@ -138,9 +138,9 @@ func conflict(name, format string, args ...interface{}) error {
 	return apierrors.NewConflict(rollout.Resource("rollouts"), name, fmt.Errorf(format, args...))
 }
 
-// promoteAction asks the controller to leave the current paused step (or,
-// with full, to finish every remaining step; with toStepIndex, to go to that
-// step, forward or back).
+// promoteAction asks the controller to leave the current paused step or the
+// step's running metric checks (or, with full, to finish every remaining step;
+// with toStepIndex, to go to that step, forward or back).
 type promoteAction struct{}
 
 func (promoteAction) newRequest() runtime.Object { return &rollout.RolloutPromote{} }
@@ -171,8 +171,10 @@ func (promoteAction) apply(r *rollout.Rollout, request runtime.Object, by actor)
 		}
 		return conflict(r.Name, "%s of step %d is already pending", pending.Type, pending.StepIndex)
 	}
-	if !full && to == nil && r.Status.CurrentStepState != rollout.CanaryStepStatePaused {
-		return conflict(r.Name, "step %d is in state %s, not waiting to be promoted; promote with full to finish every step", step, r.Status.CurrentStepState)
+	// A step whose metric checks are running may be promoted past them: the
+	// user overrides the checks, and status records that they did.
+	if state := r.Status.CurrentStepState; !full && to == nil && state != rollout.CanaryStepStatePaused && state != rollout.CanaryStepStateMetricsAnalysis {
+		return conflict(r.Name, "step %d is in state %s, not waiting to be promoted; promote with full to finish every step", step, state)
 	}
 	r.Status.PendingAction = &rollout.RolloutActionRequest{
 		Type: rollout.RolloutActionPromote, StepIndex: step, Full: full, ToStepIndex: to,

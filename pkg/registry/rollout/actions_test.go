@@ -140,6 +140,18 @@ func TestPromote(t *testing.T) {
 			},
 		},
 		{
+			name: "a step in its metric checks may be promoted past them",
+			r: func() *rollout.Rollout {
+				return progressing(newRollout("web"), 2, rollout.CanaryStepStateMetricsAnalysis)
+			},
+			request: &rollout.RolloutPromote{},
+			check: func(t *testing.T, _, after *rollout.Rollout) {
+				assert.Equal(t, &rollout.RolloutActionRequest{
+					Type: rollout.RolloutActionPromote, StepIndex: 2, RequestedBy: "alice", RequestedAt: alice.at,
+				}, after.Status.PendingAction)
+			},
+		},
+		{
 			name:    "full promote works in any step state",
 			r:       func() *rollout.Rollout { return progressing(newRollout("web"), 2, rollout.CanaryStepStateUpgrade) },
 			request: &rollout.RolloutPromote{Full: true},

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 )
 
 // Storage holds the REST storage of rollouts and each of its subresources.
@@ -59,9 +60,10 @@ func (*REST) Categories() []string { return []string{"all"} }
 
 // NewStorage builds the etcd-backed storage of rollouts and its subresources.
 // admit is the server's admission chain, which the action subresources run on
-// the Rollout writes they make; nil skips that (unit tests).
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, admit admission.Interface) (*Storage, error) {
-	strategy := NewStrategy(scheme)
+// the Rollout writes they make (nil skips that, in unit tests); addresses is
+// the server's policy for metric check addresses.
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, admit admission.Interface, addresses validation.AddressPolicy) (*Storage, error) {
+	strategy := NewStrategy(scheme, addresses)
 	workloads := newWorkloadClaims()
 
 	store := &genericregistry.Store{

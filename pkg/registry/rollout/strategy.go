@@ -52,11 +52,14 @@ func resetFieldsFor(paths ...fieldpath.Path) map[fieldpath.APIVersion]*fieldpath
 type rolloutStrategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
+	// addresses is the server's say over where metric checks may connect.
+	addresses validation.AddressPolicy
 }
 
-// NewStrategy returns the strategy of the rollouts resource.
-func NewStrategy(typer runtime.ObjectTyper) rolloutStrategy {
-	return rolloutStrategy{typer, names.SimpleNameGenerator}
+// NewStrategy returns the strategy of the rollouts resource; addresses is the
+// server's policy for metric check addresses (zero: any address, no default).
+func NewStrategy(typer runtime.ObjectTyper, addresses validation.AddressPolicy) rolloutStrategy {
+	return rolloutStrategy{ObjectTyper: typer, NameGenerator: names.SimpleNameGenerator, addresses: addresses}
 }
 
 func (rolloutStrategy) NamespaceScoped() bool { return true }
@@ -128,8 +131,11 @@ func thresholdRanges(s *rollout.RolloutStrategy) []*rollout.ThresholdRange {
 	return out
 }
 
-func (rolloutStrategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
-	return inRequestVersion(ctx, validation.ValidateRollout(obj.(*rollout.Rollout)))
+func (s rolloutStrategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
+	r := obj.(*rollout.Rollout)
+	allErrs := validation.ValidateRollout(r)
+	allErrs = append(allErrs, s.addresses.ValidateAddresses(&r.Spec.Strategy, field.NewPath("spec", "strategy"))...)
+	return inRequestVersion(ctx, allErrs)
 }
 
 func (rolloutStrategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }
@@ -140,8 +146,11 @@ func (rolloutStrategy) AllowUnconditionalUpdate(context.Context) bool { return t
 
 func (rolloutStrategy) Canonicalize(runtime.Object) {}
 
-func (rolloutStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return inRequestVersion(ctx, validation.ValidateRolloutUpdate(obj.(*rollout.Rollout), old.(*rollout.Rollout)))
+func (s rolloutStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	r := obj.(*rollout.Rollout)
+	allErrs := validation.ValidateRolloutUpdate(r, old.(*rollout.Rollout))
+	allErrs = append(allErrs, s.addresses.ValidateAddresses(&r.Spec.Strategy, field.NewPath("spec", "strategy"))...)
+	return inRequestVersion(ctx, allErrs)
 }
 
 // inRequestVersion names every field of errs as the client wrote it: a

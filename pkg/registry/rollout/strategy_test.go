@@ -17,12 +17,13 @@ import (
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/install"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 )
 
 func testStrategy() rolloutStrategy {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	return NewStrategy(scheme)
+	return NewStrategy(scheme, validation.AddressPolicy{})
 }
 
 func TestStrategyBasics(t *testing.T) {

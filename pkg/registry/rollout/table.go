@@ -25,6 +25,7 @@ var tableColumns = []metav1.TableColumnDefinition{
 	{Name: "Workload", Type: "string", Priority: 1, Description: "The kind and name of the released workload."},
 	{Name: "Canary-Revision", Type: "string", Priority: 1, Description: "The revision being released."},
 	{Name: "Traffic", Type: "string", Priority: 1, Description: "The traffic the current step sends to the new revision."},
+	{Name: "Analysis", Type: "string", Priority: 1, Description: "The metric checks of the current step: name, phase and last value."},
 }
 
 // tableConvertor prints Rollouts for kubectl.
@@ -85,7 +86,27 @@ func rolloutRow(r *rollout.Rollout, name, age string) []interface{} {
 		traffic = t
 	}
 	workload := r.Spec.WorkloadRef.Kind + "/" + r.Spec.WorkloadRef.Name
-	return []interface{}{name, phase, step, state, r.Status.Message, age, workload, canaryRevision, traffic}
+	return []interface{}{name, phase, step, state, r.Status.Message, age, workload, canaryRevision, traffic, analysisCell(&r.Status)}
+}
+
+// analysisCell summarises the current step's metric checks, e.g.
+// "error-rate Running 0.01, latency Successful 0.2".
+func analysisCell(st *rollout.RolloutStatus) string {
+	var parts []string
+	for _, res := range st.AnalysisResults {
+		if res.StepIndex != st.CurrentStepIndex {
+			continue
+		}
+		part := res.Name + " " + string(res.Phase)
+		if res.LastValue != "" {
+			part += " " + res.LastValue
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func stepTraffic(s rollout.CanaryStep) string {

@@ -28,7 +28,7 @@ func TestTableColumns(t *testing.T) {
 	}
 	assert.Equal(t, []column{
 		{"Name", 0}, {"Status", 0}, {"Step", 0}, {"State", 0}, {"Message", 0}, {"Age", 0},
-		{"Workload", 1}, {"Canary-Revision", 1}, {"Traffic", 1},
+		{"Workload", 1}, {"Canary-Revision", 1}, {"Traffic", 1}, {"Analysis", 1},
 	}, got, "kubectl get prints priority 0; -o wide adds priority 1")
 	assert.Equal(t, "name", table.ColumnDefinitions[0].Format)
 }
@@ -42,7 +42,7 @@ func TestTableRows(t *testing.T) {
 		{
 			name: "new Rollout, no status yet",
 			r:    func() *rollout.Rollout { return newRollout("web") },
-			want: []interface{}{"web", "Initial", "-", "-", "", "3d", "Deployment/web", "-", "-"},
+			want: []interface{}{"web", "Initial", "-", "-", "", "3d", "Deployment/web", "-", "-", "-"},
 		},
 		{
 			name: "healthy",
@@ -52,7 +52,7 @@ func TestTableRows(t *testing.T) {
 				r.Status.Message = "workload is healthy"
 				return r
 			},
-			want: []interface{}{"web", "Healthy", "-", "-", "workload is healthy", "3d", "Deployment/web", "-", "-"},
+			want: []interface{}{"web", "Healthy", "-", "-", "workload is healthy", "3d", "Deployment/web", "-", "-", "-"},
 		},
 		{
 			name: "progressing at step 1 with traffic",
@@ -61,17 +61,17 @@ func TestTableRows(t *testing.T) {
 				r.Status.Message = "routing 20% of traffic"
 				return r
 			},
-			want: []interface{}{"web", "Progressing", "1/3", "StepTrafficRouting", "routing 20% of traffic", "3d", "Deployment/web", "5d8f7c9b", "20%"},
+			want: []interface{}{"web", "Progressing", "1/3", "StepTrafficRouting", "routing 20% of traffic", "3d", "Deployment/web", "5d8f7c9b", "20%", "-"},
 		},
 		{
 			name: "paused at step 2, routed by header matches",
 			r:    func() *rollout.Rollout { return progressing(newRollout("web"), 2, rollout.CanaryStepStatePaused) },
-			want: []interface{}{"web", "Progressing", "2/3", "StepPaused", "", "3d", "Deployment/web", "5d8f7c9b", "matches"},
+			want: []interface{}{"web", "Progressing", "2/3", "StepPaused", "", "3d", "Deployment/web", "5d8f7c9b", "matches", "-"},
 		},
 		{
 			name: "last step, no traffic of its own",
 			r:    func() *rollout.Rollout { return progressing(newRollout("web"), 3, rollout.CanaryStepStateCompleted) },
-			want: []interface{}{"web", "Progressing", "3/3", "Completed", "", "3d", "Deployment/web", "5d8f7c9b", "-"},
+			want: []interface{}{"web", "Progressing", "3/3", "Completed", "", "3d", "Deployment/web", "5d8f7c9b", "-", "-"},
 		},
 		{
 			name: "step index beyond the steps (spec shrank): no traffic",
@@ -80,7 +80,7 @@ func TestTableRows(t *testing.T) {
 				r.Spec.Strategy.Canary.Steps = r.Spec.Strategy.Canary.Steps[:2]
 				return r
 			},
-			want: []interface{}{"web", "Progressing", "3/2", "StepUpgrade", "", "3d", "Deployment/web", "5d8f7c9b", "-"},
+			want: []interface{}{"web", "Progressing", "3/2", "StepUpgrade", "", "3d", "Deployment/web", "5d8f7c9b", "-", "-"},
 		},
 		{
 			name: "blue-green shows the updated revision",
@@ -96,7 +96,20 @@ func TestTableRows(t *testing.T) {
 				}
 				return r
 			},
-			want: []interface{}{"db", "Progressing", "1/2", "StepReady", "", "3d", "StatefulSet/db", "abc123", "50%"},
+			want: []interface{}{"db", "Progressing", "1/2", "StepReady", "", "3d", "StatefulSet/db", "abc123", "50%", "-"},
+		},
+		{
+			name: "metric checks of the current step",
+			r: func() *rollout.Rollout {
+				r := progressing(newRollout("web"), 2, rollout.CanaryStepStateMetricsAnalysis)
+				r.Status.AnalysisResults = []rollout.MetricCheckResult{
+					{Name: "error-rate", StepIndex: 1, Phase: rollout.MetricCheckSuccessful, LastValue: "0"},
+					{Name: "error-rate", StepIndex: 2, Phase: rollout.MetricCheckRunning, LastValue: "0.01"},
+					{Name: "latency", StepIndex: 2, Phase: rollout.MetricCheckRunning},
+				}
+				return r
+			},
+			want: []interface{}{"web", "Progressing", "2/3", "StepMetricsAnalysis", "", "3d", "Deployment/web", "5d8f7c9b", "matches", "error-rate Running 0.01, latency Running"},
 		},
 		{
 			name: "disabled",
@@ -106,7 +119,7 @@ func TestTableRows(t *testing.T) {
 				r.Status.Phase = rollout.RolloutPhaseDisabled
 				return r
 			},
-			want: []interface{}{"web", "Disabled", "-", "-", "", "3d", "Deployment/web", "-", "-"},
+			want: []interface{}{"web", "Disabled", "-", "-", "", "3d", "Deployment/web", "-", "-", "-"},
 		},
 	}
 	for _, tc := range cases {

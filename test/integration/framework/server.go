@@ -33,14 +33,21 @@ type Server struct {
 
 // StartServer starts a server with its embedded etcd in dataDir (a new
 // temporary directory when empty) and waits until it is ready. It stops when
-// the test ends, unless Stop was called first.
-func StartServer(t testing.TB, dataDir string) *Server {
+// the test ends, unless Stop was called first. Options, if given, change the
+// server's options (flags) before it starts.
+func StartServer(t testing.TB, dataDir string, options ...func(*app.ServerOptions)) *Server {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = filepath.Join(t.TempDir(), "etcd")
 	}
 	o, err := standaloneOptions(t.TempDir(), dataDir)
 	if err != nil {
+		t.Fatalf("server options: %v", err)
+	}
+	for _, option := range options {
+		option(o)
+	}
+	if err := o.Validate(); err != nil {
 		t.Fatalf("server options: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeserializer "k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/randfill"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
@@ -79,18 +80,28 @@ func Funcs(_ runtimeserializer.CodecFactory) []interface{} {
 				r.WorkloadRef.Name = "w" + c.String(8)
 			}
 		},
-		// Decoding defaults a zero interval and count, so a zero never reads back.
+		// Decoding defaults a zero interval and count and a nil consecutive-error
+		// limit, so those never read back.
 		func(m *rollout.MetricCheck, c randfill.Continue) {
 			c.FillNoCustom(m)
 			m.Interval.Duration, m.Count = nonZeroInterval(c, m.Interval.Duration), nonZeroCount(c, m.Count)
+			if m.ConsecutiveErrorLimit == nil {
+				m.ConsecutiveErrorLimit = ptr.To(c.Int31())
+			}
 		},
 		func(m *v1beta1.MetricCheck, c randfill.Continue) {
 			c.FillNoCustom(m)
 			m.Interval.Duration, m.Count = nonZeroInterval(c, m.Interval.Duration), nonZeroCount(c, m.Count)
+			if m.ConsecutiveErrorLimit == nil {
+				m.ConsecutiveErrorLimit = ptr.To(c.Int31())
+			}
 		},
 		func(m *v1alpha1.MetricCheck, c randfill.Continue) {
 			c.FillNoCustom(m)
 			m.Interval.Duration, m.Count = nonZeroInterval(c, m.Interval.Duration), nonZeroCount(c, m.Count)
+			if m.ConsecutiveErrorLimit == nil {
+				m.ConsecutiveErrorLimit = ptr.To(c.Int31())
+			}
 		},
 		// A Quantity is only equal to itself after a round trip in its
 		// canonical form; thresholds are typically small fractions such as 0.05.

@@ -125,10 +125,12 @@ func fullV1beta1Rollout() *v1beta1.Rollout {
 	t1 := metav1.Date(2026, 1, 2, 3, 9, 0, 0, time.UTC)
 	analysis := func(name string) *v1beta1.RolloutAnalysis {
 		return &v1beta1.RolloutAnalysis{Metrics: []v1beta1.MetricCheck{{
-			Name:         name,
-			Interval:     metav1.Duration{Duration: 45 * time.Second},
-			Count:        4,
-			FailureLimit: 1,
+			Name:                  name,
+			Interval:              metav1.Duration{Duration: 45 * time.Second},
+			Count:                 4,
+			FailureLimit:          1,
+			InconclusiveLimit:     2,
+			ConsecutiveErrorLimit: ptr.To[int32](3),
 			Provider: v1beta1.MetricProvider{Prometheus: &v1beta1.PrometheusMetric{
 				Address: "http://prometheus.monitoring:9090",
 				Query:   "sum(rate(errors[1m]))",
@@ -245,6 +247,8 @@ func fullV1beta1Rollout() *v1beta1.Rollout {
 			AnalysisResults: []v1beta1.MetricCheckResult{{
 				Name: "step-check", StepIndex: 1, Phase: v1beta1.MetricCheckRunning, Count: 3, Successful: 1,
 				Failed: 1, Errors: 1, LastValue: "0.01", Message: "ok", StartedAt: &t0, LastMeasuredAt: &t1,
+				Inconclusive: 1, ConsecutiveErrors: 1,
+				Measurements: []v1beta1.Measurement{{Phase: v1beta1.MetricCheckFailed, Value: "0.5", Message: "above max", Time: t1}},
 			}},
 		},
 	}

@@ -14,7 +14,7 @@ func addDefaultingFuncs(scheme *runtime.Scheme) error {
 	return RegisterDefaults(scheme)
 }
 
-// SetDefaults_MetricCheck fills the measurement interval and count, so that a
+// SetDefaults_MetricCheck fills the measurement interval, count and consecutive-error limit, so that a
 // check written as just a query and a condition measures once, after 30s.
 func SetDefaults_MetricCheck(obj *MetricCheck) { //nolint:revive // name required by defaulter-gen
 	if obj.Interval.Duration == 0 {
@@ -22,6 +22,10 @@ func SetDefaults_MetricCheck(obj *MetricCheck) { //nolint:revive // name require
 	}
 	if obj.Count == 0 {
 		obj.Count = rollout.DefaultMetricCheckCount
+	}
+	if obj.ConsecutiveErrorLimit == nil {
+		limit := int32(rollout.DefaultConsecutiveErrorLimit)
+		obj.ConsecutiveErrorLimit = &limit
 	}
 }
 

@@ -102,6 +102,11 @@ func (in IngressTrafficRouting) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in Measurement) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1alpha1.Measurement"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in MetricCheck) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1alpha1.MetricCheck"
 }

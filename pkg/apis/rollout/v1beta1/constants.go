@@ -56,6 +56,8 @@ const (
 	MetricCheckSuccessful                = MetricCheckPhase(rollout.MetricCheckSuccessful)
 	MetricCheckFailed                    = MetricCheckPhase(rollout.MetricCheckFailed)
 	MetricCheckError                     = MetricCheckPhase(rollout.MetricCheckError)
+	MetricCheckInconclusive              = MetricCheckPhase(rollout.MetricCheckInconclusive)
+	MetricCheckSkipped                   = MetricCheckPhase(rollout.MetricCheckSkipped)
 )
 
 // Untyped values: condition reasons, abort reasons, labels, annotations, kinds.

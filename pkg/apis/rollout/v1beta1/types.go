@@ -302,9 +302,19 @@ type MetricCheck struct {
 	// with no more than FailureLimit failures.
 	// +optional
 	Count int32 `json:"count,omitempty"`
-	// FailureLimit is how many failed measurements are tolerated.
+	// FailureLimit is how many failed measurements are tolerated; one more
+	// fails the check and aborts the release.
 	// +optional
 	FailureLimit int32 `json:"failureLimit,omitempty"`
+	// InconclusiveLimit is how many inconclusive measurements (no data, NaN,
+	// more than one series) are tolerated; one more pauses the release.
+	// +optional
+	InconclusiveLimit int32 `json:"inconclusiveLimit,omitempty"`
+	// ConsecutiveErrorLimit is how many measurements in a row that could not be
+	// taken (provider unreachable, bad query) are tolerated; one more pauses
+	// the release. Default 4.
+	// +optional
+	ConsecutiveErrorLimit *int32 `json:"consecutiveErrorLimit,omitempty"`
 	// Provider is where the metric comes from.
 	Provider MetricProvider `json:"provider"`
 	// ThresholdRange passes a measurement whose value is within [min, max].
@@ -326,7 +336,10 @@ type MetricProvider struct {
 // PrometheusMetric is an instant PromQL query that yields one number.
 type PrometheusMetric struct {
 	// Address of the Prometheus server, e.g. http://prometheus.monitoring:9090.
-	Address string `json:"address"`
+	// Empty means the server's default (--metrics-default-prometheus-address);
+	// the server may restrict addresses (--metrics-allowed-prometheus-addresses).
+	// +optional
+	Address string `json:"address,omitempty"`
 	// Query in PromQL; it must yield a single scalar or a one-element vector.
 	Query string `json:"query"`
 }
@@ -531,9 +544,13 @@ type MetricCheckResult struct {
 	Name string `json:"name"`
 	// StepIndex is the step the check ran at.
 	StepIndex int32 `json:"stepIndex"`
-	// Phase is Running, Successful, Failed or Error.
+	// Phase is Running, Successful, Failed, Inconclusive (too many
+	// inconclusive measurements; the release paused), Error (too many errors
+	// in a row; the release paused) or Skipped (the step was promoted during
+	// the check).
 	Phase MetricCheckPhase `json:"phase"`
-	// Count of measurements taken.
+	// Count of measurements taken that yielded a value (Successful, Failed or
+	// Inconclusive); errors do not count.
 	// +optional
 	Count int32 `json:"count,omitempty"`
 	// Successful measurements.
@@ -545,18 +562,43 @@ type MetricCheckResult struct {
 	// Errors is the number of measurements that could not be taken.
 	// +optional
 	Errors int32 `json:"errors,omitempty"`
+	// Inconclusive measurements: no data, NaN, or more than one series.
+	// +optional
+	Inconclusive int32 `json:"inconclusive,omitempty"`
+	// ConsecutiveErrors is the number of errors since the last measurement
+	// that yielded a value.
+	// +optional
+	ConsecutiveErrors int32 `json:"consecutiveErrors,omitempty"`
 	// LastValue is the value of the last measurement.
 	// +optional
 	LastValue string `json:"lastValue,omitempty"`
 	// Message about the last measurement.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// StartedAt is when the first measurement was taken.
+	// StartedAt is when the check started; its first measurement is one interval later.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 	// LastMeasuredAt is when the last measurement was taken.
 	// +optional
 	LastMeasuredAt *metav1.Time `json:"lastMeasuredAt,omitempty"`
+	// Measurements are the last few measurements, oldest first (at most 10).
+	// +optional
+	// +listType=atomic
+	Measurements []Measurement `json:"measurements,omitempty"`
+}
+
+// Measurement is one query of a metric check and its judgement.
+type Measurement struct {
+	// Phase is Successful, Failed, Inconclusive or Error.
+	Phase MetricCheckPhase `json:"phase"`
+	// Value is the number the query returned, as text ("NaN" included).
+	// +optional
+	Value string `json:"value,omitempty"`
+	// Message explains an inconclusive or failed measurement or an error.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Time the measurement was taken.
+	Time metav1.Time `json:"time"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

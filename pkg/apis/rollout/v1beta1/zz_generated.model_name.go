@@ -97,6 +97,11 @@ func (in IngressTrafficRouting) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in Measurement) OpenAPIModelName() string {
+	return "io.kruise.rollout.v1beta1.Measurement"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in MetricCheck) OpenAPIModelName() string {
 	return "io.kruise.rollout.v1beta1.MetricCheck"
 }

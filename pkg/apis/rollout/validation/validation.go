@@ -631,6 +631,12 @@ func validateMetricCheck(m *rollout.MetricCheck, fldPath *field.Path) field.Erro
 		allErrs = append(allErrs, field.Invalid(fldPath.Child("failureLimit"), m.FailureLimit,
 			fmt.Sprintf("must be less than count (%d), or the check can never fail", m.Count)))
 	}
+	if m.InconclusiveLimit < 0 {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("inconclusiveLimit"), m.InconclusiveLimit, "must be greater than or equal to 0"))
+	}
+	if l := m.ConsecutiveErrorLimit; l != nil && *l < 0 {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("consecutiveErrorLimit"), *l, "must be greater than or equal to 0"))
+	}
 	allErrs = append(allErrs, validateMetricProvider(&m.Provider, fldPath.Child("provider"))...)
 
 	if m.ThresholdRange == nil && m.SuccessCondition == "" {
@@ -689,10 +695,12 @@ func validateMetricProvider(p *rollout.MetricProvider, fldPath *field.Path) fiel
 	var allErrs field.ErrorList
 	promPath := fldPath.Child("prometheus")
 	addrPath := promPath.Child("address")
-	if prom.Address == "" {
-		allErrs = append(allErrs, field.Required(addrPath, ""))
-	} else if msg := validateHTTPURL(prom.Address); msg != "" {
-		allErrs = append(allErrs, field.Invalid(addrPath, prom.Address, msg))
+	// An empty address means the server's default; the registry strategy,
+	// which knows the server's flags, refuses it when there is none.
+	if prom.Address != "" {
+		if msg := validateHTTPURL(prom.Address); msg != "" {
+			allErrs = append(allErrs, field.Invalid(addrPath, prom.Address, msg))
+		}
 	}
 	if strings.TrimSpace(prom.Query) == "" {
 		allErrs = append(allErrs, field.Required(promPath.Child("query"), ""))

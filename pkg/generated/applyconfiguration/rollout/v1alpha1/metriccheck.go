@@ -34,8 +34,16 @@ type MetricCheckApplyConfiguration struct {
 	// Count of measurements to take; the check passes after Count measurements
 	// with no more than FailureLimit failures.
 	Count *int32 `json:"count,omitempty"`
-	// FailureLimit is how many failed measurements are tolerated.
+	// FailureLimit is how many failed measurements are tolerated; one more
+	// fails the check and aborts the release.
 	FailureLimit *int32 `json:"failureLimit,omitempty"`
+	// InconclusiveLimit is how many inconclusive measurements (no data, NaN,
+	// more than one series) are tolerated; one more pauses the release.
+	InconclusiveLimit *int32 `json:"inconclusiveLimit,omitempty"`
+	// ConsecutiveErrorLimit is how many measurements in a row that could not be
+	// taken (provider unreachable, bad query) are tolerated; one more pauses
+	// the release. Default 4.
+	ConsecutiveErrorLimit *int32 `json:"consecutiveErrorLimit,omitempty"`
 	// Provider is where the metric comes from.
 	Provider *MetricProviderApplyConfiguration `json:"provider,omitempty"`
 	// ThresholdRange passes a measurement whose value is within [min, max].
@@ -80,6 +88,22 @@ func (b *MetricCheckApplyConfiguration) WithCount(value int32) *MetricCheckApply
 // If called multiple times, the FailureLimit field is set to the value of the last call.
 func (b *MetricCheckApplyConfiguration) WithFailureLimit(value int32) *MetricCheckApplyConfiguration {
 	b.FailureLimit = &value
+	return b
+}
+
+// WithInconclusiveLimit sets the InconclusiveLimit field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the InconclusiveLimit field is set to the value of the last call.
+func (b *MetricCheckApplyConfiguration) WithInconclusiveLimit(value int32) *MetricCheckApplyConfiguration {
+	b.InconclusiveLimit = &value
+	return b
+}
+
+// WithConsecutiveErrorLimit sets the ConsecutiveErrorLimit field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ConsecutiveErrorLimit field is set to the value of the last call.
+func (b *MetricCheckApplyConfiguration) WithConsecutiveErrorLimit(value int32) *MetricCheckApplyConfiguration {
+	b.ConsecutiveErrorLimit = &value
 	return b
 }
 

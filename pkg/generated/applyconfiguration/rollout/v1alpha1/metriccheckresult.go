@@ -32,9 +32,13 @@ type MetricCheckResultApplyConfiguration struct {
 	Name *string `json:"name,omitempty"`
 	// StepIndex is the step the check ran at.
 	StepIndex *int32 `json:"stepIndex,omitempty"`
-	// Phase is Running, Successful, Failed or Error.
+	// Phase is Running, Successful, Failed, Inconclusive (too many
+	// inconclusive measurements; the release paused), Error (too many errors
+	// in a row; the release paused) or Skipped (the step was promoted during
+	// the check).
 	Phase *rolloutv1alpha1.MetricCheckPhase `json:"phase,omitempty"`
-	// Count of measurements taken.
+	// Count of measurements taken that yielded a value (Successful, Failed or
+	// Inconclusive); errors do not count.
 	Count *int32 `json:"count,omitempty"`
 	// Successful measurements.
 	Successful *int32 `json:"successful,omitempty"`
@@ -42,14 +46,21 @@ type MetricCheckResultApplyConfiguration struct {
 	Failed *int32 `json:"failed,omitempty"`
 	// Errors is the number of measurements that could not be taken.
 	Errors *int32 `json:"errors,omitempty"`
+	// Inconclusive measurements: no data, NaN, or more than one series.
+	Inconclusive *int32 `json:"inconclusive,omitempty"`
+	// ConsecutiveErrors is the number of errors since the last measurement
+	// that yielded a value.
+	ConsecutiveErrors *int32 `json:"consecutiveErrors,omitempty"`
 	// LastValue is the value of the last measurement.
 	LastValue *string `json:"lastValue,omitempty"`
 	// Message about the last measurement.
 	Message *string `json:"message,omitempty"`
-	// StartedAt is when the first measurement was taken.
+	// StartedAt is when the check started; its first measurement is one interval later.
 	StartedAt *v1.Time `json:"startedAt,omitempty"`
 	// LastMeasuredAt is when the last measurement was taken.
 	LastMeasuredAt *v1.Time `json:"lastMeasuredAt,omitempty"`
+	// Measurements are the last few measurements, oldest first (at most 10).
+	Measurements []MeasurementApplyConfiguration `json:"measurements,omitempty"`
 }
 
 // MetricCheckResultApplyConfiguration constructs a declarative configuration of the MetricCheckResult type for use with
@@ -114,6 +125,22 @@ func (b *MetricCheckResultApplyConfiguration) WithErrors(value int32) *MetricChe
 	return b
 }
 
+// WithInconclusive sets the Inconclusive field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Inconclusive field is set to the value of the last call.
+func (b *MetricCheckResultApplyConfiguration) WithInconclusive(value int32) *MetricCheckResultApplyConfiguration {
+	b.Inconclusive = &value
+	return b
+}
+
+// WithConsecutiveErrors sets the ConsecutiveErrors field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ConsecutiveErrors field is set to the value of the last call.
+func (b *MetricCheckResultApplyConfiguration) WithConsecutiveErrors(value int32) *MetricCheckResultApplyConfiguration {
+	b.ConsecutiveErrors = &value
+	return b
+}
+
 // WithLastValue sets the LastValue field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the LastValue field is set to the value of the last call.
@@ -143,5 +170,18 @@ func (b *MetricCheckResultApplyConfiguration) WithStartedAt(value v1.Time) *Metr
 // If called multiple times, the LastMeasuredAt field is set to the value of the last call.
 func (b *MetricCheckResultApplyConfiguration) WithLastMeasuredAt(value v1.Time) *MetricCheckResultApplyConfiguration {
 	b.LastMeasuredAt = &value
+	return b
+}
+
+// WithMeasurements adds the given value to the Measurements field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Measurements field.
+func (b *MetricCheckResultApplyConfiguration) WithMeasurements(values ...*MeasurementApplyConfiguration) *MetricCheckResultApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithMeasurements")
+		}
+		b.Measurements = append(b.Measurements, *values[i])
+	}
 	return b
 }

@@ -24,6 +24,8 @@ package v1alpha1
 // PrometheusMetric is an instant PromQL query that yields one number.
 type PrometheusMetricApplyConfiguration struct {
 	// Address of the Prometheus server, e.g. http://prometheus.monitoring:9090.
+	// Empty means the server's default (--metrics-default-prometheus-address);
+	// the server may restrict addresses (--metrics-allowed-prometheus-addresses).
 	Address *string `json:"address,omitempty"`
 	// Query in PromQL; it must yield a single scalar or a one-element vector.
 	Query *string `json:"query,omitempty"`

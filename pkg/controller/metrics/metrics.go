@@ -1,0 +1,196 @@
+// Package metrics is the controller's own instrumentation, registered in the
+// API server's legacy registry so that the server's /metrics serves it beside
+// the apiserver's metrics: one scrape covers both. Every metric is documented
+// in docs/metrics.md. Only the per-Rollout gauges carry namespace and name;
+// every other label has a small fixed set of values.
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	k8smetrics "k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+	// The client-go workqueue metrics (depth, adds, latency, work duration,
+	// retries) of the controller's queue, named rollout-controller.
+	_ "k8s.io/component-base/metrics/prometheus/workqueue"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+)
+
+const subsystem = "rollout_controller"
+
+var (
+	rolloutPhase = k8smetrics.NewGaugeVec(&k8smetrics.GaugeOpts{
+		Subsystem:      subsystem,
+		Name:           "rollout_phase",
+		Help:           "1 for the phase each Rollout is in (Initial, Healthy, Progressing, Terminating, Disabled, Disabling).",
+		StabilityLevel: k8smetrics.ALPHA,
+	}, []string{"namespace", "name", "phase"})
+	rolloutStep = k8smetrics.NewGaugeVec(&k8smetrics.GaugeOpts{
+		Subsystem:      subsystem,
+		Name:           "rollout_step",
+		Help:           "Current step (1-based) of each Rollout's release; 0 when no release is in progress.",
+		StabilityLevel: k8smetrics.ALPHA,
+	}, []string{"namespace", "name"})
+	releasesStarted = k8smetrics.NewCounter(&k8smetrics.CounterOpts{
+		Subsystem:      subsystem,
+		Name:           "releases_started_total",
+		Help:           "Releases started.",
+		StabilityLevel: k8smetrics.ALPHA,
+	})
+	releasesSucceeded = k8smetrics.NewCounter(&k8smetrics.CounterOpts{
+		Subsystem:      subsystem,
+		Name:           "releases_succeeded_total",
+		Help:           "Releases that completed every step and were finalised.",
+		StabilityLevel: k8smetrics.ALPHA,
+	})
+	releasesAborted = k8smetrics.NewCounterVec(&k8smetrics.CounterOpts{
+		Subsystem:      subsystem,
+		Name:           "releases_aborted_total",
+		Help:           "Releases aborted, by reason (UserAbort, MetricCheckFailed, ProgressDeadlineExceeded).",
+		StabilityLevel: k8smetrics.ALPHA,
+	}, []string{"reason"})
+	reconcileDuration = k8smetrics.NewHistogram(&k8smetrics.HistogramOpts{
+		Subsystem:      subsystem,
+		Name:           "reconcile_duration_seconds",
+		Help:           "Time one reconcile of one Rollout takes, metric queries and writes included.",
+		Buckets:        []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		StabilityLevel: k8smetrics.ALPHA,
+	})
+	measurements = k8smetrics.NewCounterVec(&k8smetrics.CounterOpts{
+		Subsystem:      subsystem,
+		Name:           "analysis_measurements_total",
+		Help:           "Metric check measurements, by result (Successful, Failed, Inconclusive, Error).",
+		StabilityLevel: k8smetrics.ALPHA,
+	}, []string{"phase"})
+	rollbackDuration = k8smetrics.NewHistogram(&k8smetrics.HistogramOpts{
+		Subsystem:      subsystem,
+		Name:           "metric_rollback_duration_seconds",
+		Help:           "Time from the measurement that failed a metric check to the end of the rollback (traffic and pods back at the stable revision).",
+		Buckets:        []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300},
+		StabilityLevel: k8smetrics.ALPHA,
+	})
+)
+
+var registerOnce sync.Once
+
+// Register adds the controller's metrics to the legacy registry; idempotent.
+func Register() {
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(rolloutPhase, rolloutStep, releasesStarted, releasesSucceeded, releasesAborted,
+			reconcileDuration, measurements, rollbackDuration)
+	})
+}
+
+// Recorder turns the status writes of the step machine into metrics.
+// Only the acting replica writes status, so only it counts.
+type Recorder struct {
+	mu     sync.Mutex
+	phases map[string]string // namespace/name → phase last exported
+}
+
+// NewRecorder registers the metrics and returns a Recorder.
+func NewRecorder() *Recorder {
+	Register()
+	return &Recorder{phases: map[string]string{}}
+}
+
+// Measured counts one measurement; it implements analysis.Recorder.
+func (r *Recorder) Measured(phase v1beta1.MetricCheckPhase) {
+	measurements.WithLabelValues(string(phase)).Inc()
+}
+
+// ReconcileDone observes the duration of one reconcile.
+func (r *Recorder) ReconcileDone(d time.Duration) {
+	reconcileDuration.Observe(d.Seconds())
+}
+
+// StatusWritten is told about every status the step machine wrote, with the
+// status it replaced, at time now.
+func (r *Recorder) StatusWritten(ro *v1beta1.Rollout, old, cur *v1beta1.RolloutStatus, now time.Time) {
+	r.setGauges(ro.Namespace, ro.Name, cur)
+	if cur.Phase == v1beta1.RolloutPhaseProgressing && cur.CanaryStatus != nil &&
+		(old.Phase != v1beta1.RolloutPhaseProgressing || old.CanaryStatus == nil ||
+			old.CanaryStatus.CanaryRevision != cur.CanaryStatus.CanaryRevision) {
+		releasesStarted.Inc()
+	}
+	if becameTrue(old, cur, v1beta1.RolloutConditionSucceeded) {
+		releasesSucceeded.Inc()
+	}
+	if a := cur.Abort; a != nil && (old.Abort == nil || !old.Abort.Time.Equal(&a.Time) || old.Abort.Revision != a.Revision) {
+		releasesAborted.WithLabelValues(abortReason(a.Reason)).Inc()
+	}
+	if a := cur.Abort; a != nil && a.Reason == v1beta1.AbortReasonMetricCheck &&
+		reason(cur, v1beta1.RolloutConditionProgressing) == v1beta1.ProgressingReasonAborted &&
+		reason(old, v1beta1.RolloutConditionProgressing) != v1beta1.ProgressingReasonAborted {
+		rollbackDuration.Observe(now.Sub(a.Time.Time).Seconds())
+	}
+}
+
+// Forget drops the per-Rollout gauges of a Rollout that is gone.
+func (r *Recorder) Forget(namespace, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := namespace + "/" + name
+	if phase, ok := r.phases[key]; ok {
+		rolloutPhase.Delete(map[string]string{"namespace": namespace, "name": name, "phase": phase})
+		delete(r.phases, key)
+	}
+	rolloutStep.Delete(map[string]string{"namespace": namespace, "name": name})
+}
+
+func (r *Recorder) setGauges(namespace, name string, st *v1beta1.RolloutStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := namespace + "/" + name
+	phase := string(st.Phase)
+	if phase == "" {
+		phase = string(v1beta1.RolloutPhaseInitial)
+	}
+	if old, ok := r.phases[key]; ok && old != phase {
+		rolloutPhase.Delete(map[string]string{"namespace": namespace, "name": name, "phase": old})
+	}
+	r.phases[key] = phase
+	rolloutPhase.WithLabelValues(namespace, name, phase).Set(1)
+	step := 0.0
+	if st.Phase == v1beta1.RolloutPhaseProgressing && st.CanaryStatus != nil {
+		step = float64(st.CanaryStatus.CurrentStepIndex)
+	}
+	rolloutStep.WithLabelValues(namespace, name).Set(step)
+}
+
+// abortReason keeps the label to the known reasons.
+func abortReason(r string) string {
+	switch r {
+	case v1beta1.AbortReasonUser, v1beta1.AbortReasonMetricCheck, v1beta1.AbortReasonProgressDeadline:
+		return r
+	}
+	return "Other"
+}
+
+func condition(st *v1beta1.RolloutStatus, t v1beta1.RolloutConditionType) *v1beta1.RolloutCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func reason(st *v1beta1.RolloutStatus, t v1beta1.RolloutConditionType) string {
+	if c := condition(st, t); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+func becameTrue(old, cur *v1beta1.RolloutStatus, t v1beta1.RolloutConditionType) bool {
+	c := condition(cur, t)
+	if c == nil || c.Status != corev1.ConditionTrue {
+		return false
+	}
+	o := condition(old, t)
+	return o == nil || o.Status != corev1.ConditionTrue
+}

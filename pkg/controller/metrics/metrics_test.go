@@ -1,0 +1,103 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/component-base/metrics/testutil"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+)
+
+func value(t *testing.T, m interface{ Get() (float64, error) }) float64 {
+	t.Helper()
+	v, err := m.Get()
+	require.NoError(t, err)
+	return v
+}
+
+type counter struct{ f func() (float64, error) }
+
+func (c counter) Get() (float64, error) { return c.f() }
+
+// TestRecorderFollowsAReleaseThroughItsStatusWrites feeds the status writes of
+// one release that a metric check aborts and checks every metric it moves.
+func TestRecorderFollowsAReleaseThroughItsStatusWrites(t *testing.T) {
+	r := NewRecorder()
+	ro := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	started := counter{func() (float64, error) { return testutil.GetCounterMetricValue(releasesStarted) }}
+	aborted := counter{func() (float64, error) {
+		return testutil.GetCounterMetricValue(releasesAborted.WithLabelValues(v1beta1.AbortReasonMetricCheck))
+	}}
+	startedBefore, abortedBefore := value(t, started), value(t, aborted)
+	rollbacksBefore, err := histogramCount("rollout_controller_metric_rollback_duration_seconds")
+	require.NoError(t, err)
+
+	healthy := &v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseHealthy}
+	progressing := &v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseProgressing, CanaryStatus: &v1beta1.CanaryStatus{
+		CommonStatus: v1beta1.CommonStatus{CurrentStepIndex: 2}, CanaryRevision: "new"}}
+	r.StatusWritten(ro, &v1beta1.RolloutStatus{}, healthy, t0)
+	r.StatusWritten(ro, healthy, progressing, t0)
+	assert.Equal(t, startedBefore+1, value(t, started))
+	step, err := testutil.GetGaugeMetricValue(rolloutStep.WithLabelValues("shop", "web"))
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, step)
+
+	aborting := progressing.DeepCopy()
+	aborting.Abort = &v1beta1.RolloutAbortStatus{Reason: v1beta1.AbortReasonMetricCheck, Time: metav1.NewTime(t0.Add(time.Second))}
+	aborting.Conditions = []v1beta1.RolloutCondition{{Type: v1beta1.RolloutConditionProgressing, Status: corev1.ConditionTrue, Reason: v1beta1.ProgressingReasonCancelling}}
+	r.StatusWritten(ro, progressing, aborting, t0.Add(time.Second))
+	r.StatusWritten(ro, aborting, aborting, t0.Add(time.Second)) // a later write that keeps the abort
+	assert.Equal(t, abortedBefore+1, value(t, aborted), "one abort counts once")
+
+	back := aborting.DeepCopy()
+	back.Phase = v1beta1.RolloutPhaseHealthy
+	back.Conditions[0] = v1beta1.RolloutCondition{Type: v1beta1.RolloutConditionProgressing, Status: corev1.ConditionFalse, Reason: v1beta1.ProgressingReasonAborted}
+	r.StatusWritten(ro, aborting, back, t0.Add(4*time.Second))
+	rollbacks, err := histogramCount("rollout_controller_metric_rollback_duration_seconds")
+	require.NoError(t, err)
+	assert.Equal(t, rollbacksBefore+1, rollbacks)
+
+	// The phase gauge keeps one series per Rollout, and none once it is gone.
+	err = testutil.GatherAndCompare(legacyregistry.DefaultGatherer, stringsReader(`
+# HELP rollout_controller_rollout_phase [ALPHA] 1 for the phase each Rollout is in (Initial, Healthy, Progressing, Terminating, Disabled, Disabling).
+# TYPE rollout_controller_rollout_phase gauge
+rollout_controller_rollout_phase{name="web",namespace="shop",phase="Healthy"} 1
+`), "rollout_controller_rollout_phase")
+	require.NoError(t, err)
+	r.Forget("shop", "web")
+	err = testutil.GatherAndCompare(legacyregistry.DefaultGatherer, stringsReader(""), "rollout_controller_rollout_phase", "rollout_controller_rollout_step")
+	require.NoError(t, err)
+
+	r.Measured(v1beta1.MetricCheckFailed)
+	n, err := testutil.GetCounterMetricValue(measurements.WithLabelValues("Failed"))
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, n, 1.0)
+	r.ReconcileDone(5 * time.Millisecond)
+	count, err := histogramCount("rollout_controller_reconcile_duration_seconds")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, count, uint64(1))
+}
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// histogramCount gathers a histogram's sample count the way a scrape sees it.
+func histogramCount(name string) (uint64, error) {
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) > 0 {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount(), nil
+		}
+	}
+	return 0, nil
+}
