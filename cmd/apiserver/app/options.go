@@ -70,7 +70,9 @@ func NewServerOptions() *ServerOptions {
 			etcdPathPrefix,
 			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
 		),
-		EtcdDataDir: "rollout-apiserver.etcd",
+		// No default: a relative default wrote etcd's data into whatever
+		// directory the binary ran from, a git checkout included.
+		EtcdDataDir: "",
 		Controller: ControllerOptions{
 			Enabled:       true,
 			Workers:       4,
@@ -85,6 +87,11 @@ func NewServerOptions() *ServerOptions {
 	// Objects are stored as v1beta1 whatever version a client used.
 	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
+	// Self-signed serving certificates stay in memory: on disk under the
+	// working directory they were committed once, and the generic server
+	// reuses a key pair it finds there, so a published key would serve TLS.
+	// An operator may still pass --cert-dir explicitly.
+	o.RecommendedOptions.SecureServing.ServerCert.CertDirectory = ""
 	// An empty server list selects the embedded etcd (see Validate).
 	o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = nil
 	// kube-apiserver calls the workload webhook without credentials; the
@@ -98,7 +105,7 @@ func NewServerOptions() *ServerOptions {
 func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 	o.RecommendedOptions.AddFlags(fs)
 	fs.StringVar(&o.EtcdDataDir, "etcd-data-dir", o.EtcdDataDir,
-		"Data directory of the embedded etcd, used when --etcd-servers is empty.")
+		"Data directory of the embedded etcd; required when --etcd-servers is empty. Keep it outside any source checkout.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
