@@ -21,7 +21,7 @@ const (
 	MaxMetricsPerAnalysis = 10
 	// MaxMetricChecksPerRollout is the most metric checks a whole Rollout may
 	// hold across its steps and its rollout-wide analysis.
-	MaxMetricChecksPerRollout = 100
+	MaxMetricChecksPerRollout = 30
 	// MaxMatchesPerStep is the most route matches one step may list.
 	MaxMatchesPerStep = 8
 	// MaxHeadersPerMatch is the most header (and, separately, query parameter)
@@ -32,7 +32,7 @@ const (
 	MaxHeaderModifierEntries = 16
 	// MaxRegexpsPerRollout is the most regular expressions (in path, header
 	// and query parameter matches) a whole Rollout may hold.
-	MaxRegexpsPerRollout = 256
+	MaxRegexpsPerRollout = 32
 
 	// MaxHeaderNameLength is the longest header or query parameter name, as
 	// Gateway API allows.
@@ -41,7 +41,7 @@ const (
 	// as Gateway API allows.
 	MaxHeaderValueLength = 4096
 	// MaxRegexpLength is the longest regular expression in a match.
-	MaxRegexpLength = 1024
+	MaxRegexpLength = 256
 	// MaxPathLength is the longest path in a match, as Gateway API allows.
 	MaxPathLength = 1024
 	// MaxPrometheusQueryLength is the longest Prometheus query.
@@ -50,11 +50,11 @@ const (
 	MaxAddressLength = 2048
 	// MaxTotalSuccessConditionLength bounds the bytes of CEL a whole Rollout
 	// may hold: compiling is the costly part of validating a condition.
-	MaxTotalSuccessConditionLength = 16 * 1024
+	MaxTotalSuccessConditionLength = 4 * 1024
 	// MaxTotalSuccessConditionCost is the whole-object budget of estimated
 	// CEL cost, summed over every successCondition, like the budget
 	// CustomResourceDefinitions put on their validation rules.
-	MaxTotalSuccessConditionCost = 10 * SuccessConditionCostLimit
+	MaxTotalSuccessConditionCost = 5 * SuccessConditionCostLimit
 )
 
 // validateRequestCost checks the counts and lengths bounded above, before any

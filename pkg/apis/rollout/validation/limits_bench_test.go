@@ -3,6 +3,7 @@ package validation
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,8 +25,8 @@ func worstAdmittedRollout(salt int) *rollout.Rollout {
 	expensive := func(i int) string { // about 8,500 estimated cost, 290 bytes
 		return fmt.Sprintf("[%s].all(x, [%s].all(y, x + y < result + %d.%d))", items, items, salt, i)
 	}
-	cheap := func(i int) string { // a long but linear condition, about 120 bytes
-		return fmt.Sprintf("result >= 0.0 && result < %d.%d && result != 7.25 && result != 8.5 && result != 9.75 && (result < 1.0 || result > 2.0)", salt, i)
+	cheap := func(i int) string { // a linear condition, about 80 bytes
+		return fmt.Sprintf("result >= 0.0 && result < %d.%d && result != 7.25 && (result < 1.0 || result > 2.0)", salt, i)
 	}
 	checks := 0
 	condition := func() string {
@@ -106,7 +107,7 @@ func BenchmarkValidateWorstAdmittedRollout(b *testing.B) {
 	var typical, worst time.Duration
 	b.Run("typical/create", func(b *testing.B) {
 		r := validRollout()
-		start := time.Now()
+		start, cpuStart := time.Now(), processCPU()
 		for i := 0; i < b.N; i++ {
 			canary(r).Analysis.Metrics[0].SuccessCondition = fmt.Sprintf("result < %d.5", i)
 			if errs := ValidateRollout(r); len(errs) > 0 {
@@ -114,6 +115,7 @@ func BenchmarkValidateWorstAdmittedRollout(b *testing.B) {
 			}
 		}
 		typical = time.Since(start) / time.Duration(b.N)
+		b.ReportMetric(float64((processCPU()-cpuStart).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	})
 	salt := int(time.Now().UnixNano() % 1e6)
 	b.Run("worst/create", func(b *testing.B) {
@@ -123,14 +125,16 @@ func BenchmarkValidateWorstAdmittedRollout(b *testing.B) {
 			objs[i] = worstAdmittedRollout(salt)
 		}
 		b.ResetTimer()
-		start := time.Now()
+		start, cpuStart := time.Now(), processCPU()
 		for i := 0; i < b.N; i++ {
 			if errs := ValidateRollout(objs[i]); len(errs) > 0 {
 				b.Fatal(errs)
 			}
 		}
 		worst = time.Since(start) / time.Duration(b.N)
-		b.ReportMetric(float64(worst.Microseconds())/1000, "ms/validate")
+		// CPU time, not wall time: the goal is about CPU, and a loaded
+		// machine stretches wall time without changing the work.
+		b.ReportMetric(float64((processCPU()-cpuStart).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	})
 	b.Run("worst/update", func(b *testing.B) {
 		old := worstAdmittedRollout(0)
@@ -140,13 +144,25 @@ func BenchmarkValidateWorstAdmittedRollout(b *testing.B) {
 			objs[i] = worstAdmittedRollout(salt)
 		}
 		b.ResetTimer()
+		cpuStart := processCPU()
 		for i := 0; i < b.N; i++ {
 			if errs := ValidateRolloutUpdate(objs[i], old); len(errs) > 0 {
 				b.Fatal(errs)
 			}
 		}
+		b.ReportMetric(float64((processCPU()-cpuStart).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	})
 	if typical > 0 && worst > 0 {
 		b.Logf("validate: typical %s, worst admitted %s (%.0fx the typical; goal under 50ms)", typical, worst, float64(worst)/float64(typical))
 	}
+}
+
+// processCPU is the user and system CPU time this process has used; it
+// includes the garbage collector's work that validation causes.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
