@@ -58,7 +58,8 @@ generate: ## Regenerate clients, deepcopy, conversion, defaults and OpenAPI.
 	hack/update-codegen.sh
 
 .PHONY: verify
-verify: ## gofmt, go vet and the generated-code check.
+verify: ## gofmt, go vet, the generated-code check and no secrets, etcd data or big files tracked.
+	hack/verify-tracked-files.sh
 	@out=$$(gofmt -l cmd pkg test hack 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	hack/verify-codegen.sh

@@ -43,19 +43,7 @@ func Start(ctx context.Context, dataDir string) (*Server, error) {
 		return nil, err
 	}
 
-	cfg := embed.NewConfig()
-	cfg.Name = "rollout-apiserver"
-	cfg.Dir = filepath.Clean(dataDir)
-	cfg.ListenClientUrls = []url.URL{*clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
-	cfg.ListenPeerUrls = []url.URL{*peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.LogLevel = "warn"
-	// The generic server compacts every few minutes; etcd's own compaction
-	// would only duplicate that work.
-	cfg.AutoCompactionRetention = "0"
-
+	cfg := newConfig(dataDir, clientURL, peerURL)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded etcd in %s: %w", dataDir, err)
@@ -74,6 +62,32 @@ func Start(ctx context.Context, dataDir string) (*Server, error) {
 	}
 	klog.InfoS("Embedded etcd is ready", "dataDir", dataDir, "clientURL", clientURL.String())
 	return &Server{etcd: e, ClientURL: clientURL.String()}, nil
+}
+
+// QuotaBackendBytes is the most the embedded etcd's database may grow to; past
+// it etcd refuses writes (an alarm) instead of filling the volume it shares
+// with nothing else. Size the data volume at about twice this (docs/install.md).
+const QuotaBackendBytes = 2 << 30 // 2 GiB
+
+// newConfig is the embedded etcd's configuration: one member on loopback,
+// no JSON gateway (a second, HTTP door to every key that bypasses the API
+// server's authorization), and a bounded database.
+func newConfig(dataDir string, clientURL, peerURL *url.URL) *embed.Config {
+	cfg := embed.NewConfig()
+	cfg.Name = "rollout-apiserver"
+	cfg.Dir = filepath.Clean(dataDir)
+	cfg.ListenClientUrls = []url.URL{*clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
+	cfg.ListenPeerUrls = []url.URL{*peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "warn"
+	cfg.EnableGRPCGateway = false
+	cfg.QuotaBackendBytes = QuotaBackendBytes
+	// The generic server compacts every few minutes; etcd's own compaction
+	// would only duplicate that work.
+	cfg.AutoCompactionRetention = "0"
+	return cfg
 }
 
 // Stop shuts etcd down and waits until its data is flushed and closed.

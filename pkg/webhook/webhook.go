@@ -19,6 +19,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -40,9 +41,17 @@ const WebhookName = "workloads.rollout.kruise.io"
 // DefaultConfigurationName is a name for the MutatingWebhookConfiguration.
 const DefaultConfigurationName = "rollout-apiserver-workloads"
 
-// maxBodyBytes bounds a review's size; the API server's own request limit is
-// about 3 MiB and a review carries the object twice.
-const maxBodyBytes = 8 << 20
+// maxBodyBytes bounds a review's size. kube-apiserver stores objects of at
+// most about 1.5 MiB (etcd's request limit) and a review carries the object
+// twice; a larger body is no real review and is refused with 413 before it
+// is buffered, so a flood of them cannot exhaust the server's memory.
+const maxBodyBytes = 3584 << 10 // 3.5 MiB
+
+// ServerNamespace is where the install runs the server. Workloads there and
+// in kube-system are never sent to the webhook: the server must not depend
+// on itself to update its own Deployment, and the control plane must not
+// depend on it at all.
+const ServerNamespace = "rollout-system"
 
 // Handler serves AdmissionReviews (admission.k8s.io/v1) for workload updates.
 type Handler struct {
@@ -240,6 +249,7 @@ func MutatingWebhookConfiguration(name string, clientConfig admissionregistratio
 			FailurePolicy:           &failurePolicy,
 			MatchPolicy:             &matchPolicy,
 			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{v1beta1.WorkloadControlLabel: "true"}},
+			NamespaceSelector:       ExcludedNamespacesSelector(serverNamespace(clientConfig)),
 			SideEffects:             &sideEffects,
 			TimeoutSeconds:          &timeout,
 			AdmissionReviewVersions: []string{"v1"},
@@ -248,6 +258,25 @@ func MutatingWebhookConfiguration(name string, clientConfig admissionregistratio
 			ReinvocationPolicy: &reinvocation,
 		}},
 	}
+}
+
+// ExcludedNamespacesSelector selects every namespace but kube-system and the
+// server's own (see ServerNamespace).
+func ExcludedNamespacesSelector(serverNamespace string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key:      corev1.LabelMetadataName,
+		Operator: metav1.LabelSelectorOpNotIn,
+		Values:   []string{metav1.NamespaceSystem, serverNamespace},
+	}}}
+}
+
+// serverNamespace is the namespace of the webhook's Service, or the
+// install's default when it is called through a URL.
+func serverNamespace(cfg admissionregistrationv1.WebhookClientConfig) string {
+	if cfg.Service != nil && cfg.Service.Namespace != "" {
+		return cfg.Service.Namespace
+	}
+	return ServerNamespace
 }
 
 // templateOrIDChanged reports whether an update starts a release.

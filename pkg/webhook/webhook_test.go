@@ -447,4 +447,24 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 	assert.ElementsMatch(t, []string{"deployments", "statefulsets", "daemonsets"}, w.Rules[0].Resources)
 	assert.Equal(t, []string{"apps"}, w.Rules[0].APIGroups)
 	assert.Equal(t, "rollout-apiserver", w.ClientConfig.Service.Name)
+	require.NotNil(t, w.NamespaceSelector, "kube-system and the server's namespace never depend on the webhook")
+	assert.Equal(t, []metav1.LabelSelectorRequirement{{
+		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "rollout-system"},
+	}}, w.NamespaceSelector.MatchExpressions)
+}
+
+// TestServeHTTPBodyCap: a body over 3.5 MiB is refused with 413 before it is
+// read whole; one just under is read (and refused only as a bad review).
+func TestServeHTTPBodyCap(t *testing.T) {
+	h := NewHandler(listerOf(t), nil, nil)
+	post := func(n int) int {
+		r := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(bytes.Repeat([]byte(" "), n)))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	assert.Equal(t, http.StatusRequestEntityTooLarge, post(3584<<10+1))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, post(8<<20))
+	assert.Equal(t, http.StatusBadRequest, post(3584<<10))
 }

@@ -48,7 +48,7 @@ func TestSurfaceRBAC(t *testing.T) {
 			for role, rules := range map[string][]string{
 				"view":  {"get rollouts", "list rollouts", "watch rollouts", "get rollouts/status"},
 				"edit":  {"get rollouts", "create rollouts", "update rollouts", "delete rollouts", "create rollouts/promote", "create rollouts/abort", "create rollouts/retry"},
-				"admin": {"create rollouts", "update rollouts/status", "create rollouts/resume"},
+				"admin": {"create rollouts", "create rollouts/resume"},
 			} {
 				cr, err := e.c.Client.RbacV1().ClusterRoles().Get(ctx, role, metav1.GetOptions{})
 				if err != nil {
@@ -74,6 +74,13 @@ func TestSurfaceRBAC(t *testing.T) {
 		edit, err := e.c.Client.RbacV1().ClusterRoles().Get(ctx, "edit", metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.False(t, rulesAllow(edit.Rules, "update", "rollouts/status"), "edit must not allow update rollouts/status")
+		// Status carries pendingAction and phase, which the server acts on:
+		// not even a namespace admin may forge it.
+		admin, err := e.c.Client.RbacV1().ClusterRoles().Get(ctx, "admin", metav1.GetOptions{})
+		require.NoError(t, err)
+		for _, verb := range []string{"update", "patch"} {
+			assert.False(t, rulesAllow(admin.Rules, verb, "rollouts/status"), "admin must not allow %s rollouts/status", verb)
+		}
 	})
 
 	// RoleBindings take effect when the authorizer's informers see them.

@@ -5,6 +5,7 @@ package app
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	basecompatibility "k8s.io/component-base/compatibility"
@@ -51,6 +53,12 @@ type ServerOptions struct {
 	// AlternateDNS are extra names for the self-signed serving certificate.
 	AlternateDNS []string
 
+	// ShutdownDelay is how long a stopping server keeps serving (and
+	// answers /readyz with failure) before it stops accepting requests, so
+	// that endpoints, the aggregator and the webhook's callers move to the
+	// other replica first: without it a rolling update gives clients 503s
+	// and denies workload updates through failurePolicy Fail.
+	ShutdownDelay time.Duration
 	// Metrics configures where metric checks may connect and what one query
 	// may cost.
 	Metrics MetricsOptions
@@ -83,7 +91,9 @@ func NewServerOptions() *ServerOptions {
 			etcdPathPrefix,
 			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
 		),
-		EtcdDataDir: "rollout-apiserver.etcd",
+		// No default: a relative default wrote etcd's data into whatever
+		// directory the binary ran from, a git checkout included.
+		EtcdDataDir: "",
 		Metrics: MetricsOptions{
 			QueryTimeout:     10 * time.Second,
 			MaxResponseBytes: 1 << 20,
@@ -102,6 +112,11 @@ func NewServerOptions() *ServerOptions {
 	// Objects are stored as v1beta1 whatever version a client used.
 	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
+	// Self-signed serving certificates stay in memory: on disk under the
+	// working directory they were committed once, and the generic server
+	// reuses a key pair it finds there, so a published key would serve TLS.
+	// An operator may still pass --cert-dir explicitly.
+	o.RecommendedOptions.SecureServing.ServerCert.CertDirectory = ""
 	// An empty server list selects the embedded etcd (see Validate).
 	o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = nil
 	// kube-apiserver calls the workload webhook without credentials; the
@@ -114,8 +129,10 @@ func NewServerOptions() *ServerOptions {
 // AddFlags adds the server's flags to fs.
 func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 	o.RecommendedOptions.AddFlags(fs)
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay-duration", o.ShutdownDelay,
+		"Time to keep serving after a termination signal, while /readyz fails, so that load balancers, the aggregator and webhook callers stop sending requests here first.")
 	fs.StringVar(&o.EtcdDataDir, "etcd-data-dir", o.EtcdDataDir,
-		"Data directory of the embedded etcd, used when --etcd-servers is empty.")
+		"Data directory of the embedded etcd; required when --etcd-servers is empty. Keep it outside any source checkout.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
@@ -170,6 +187,9 @@ func (o *ServerOptions) Validate() error {
 	} else {
 		errs = append(errs, o.RecommendedOptions.Validate()...)
 	}
+	if o.ShutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-delay-duration must not be negative, got %s", o.ShutdownDelay))
+	}
 	if o.Controller.Enabled && o.Controller.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--controller-workers must be at least 1, got %d", o.Controller.Workers))
 	}
@@ -188,6 +208,31 @@ func (o *ServerOptions) Validate() error {
 	}
 	errs = append(errs, compatibility.DefaultComponentGlobalsRegistry.Validate()...)
 	return utilerrors.NewAggregate(errs)
+}
+
+// requiredAlwaysAllowPaths are paths served without authorization whatever
+// --authorization-always-allow-paths says: health probes come from the
+// kubelet, and the workload webhook from kube-apiserver.
+var requiredAlwaysAllowPaths = []string{"/healthz", "/readyz", "/livez", webhook.Path}
+
+// withRequiredAlwaysAllowPaths adds requiredAlwaysAllowPaths to paths: an
+// operator's --authorization-always-allow-paths replaces the flag's default
+// list, and without this the probes and the webhook would silently turn 403.
+func withRequiredAlwaysAllowPaths(paths []string) []string {
+	out := slices.Clone(paths)
+	for _, p := range requiredAlwaysAllowPaths {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// withoutHealthChecks returns checks without those named.
+func withoutHealthChecks(checks []healthz.HealthChecker, names ...string) []healthz.HealthChecker {
+	return slices.DeleteFunc(slices.Clone(checks), func(c healthz.HealthChecker) bool {
+		return slices.Contains(names, c.Name())
+	})
 }
 
 // GenericConfig builds the generic server configuration from the options.
@@ -211,13 +256,23 @@ func (o *ServerOptions) GenericConfig() (*genericapiserver.RecommendedConfig, er
 	cfg.FeatureGate = registry.FeatureGateFor(basecompatibility.DefaultKubeComponent)
 	cfg.EffectiveVersion = registry.EffectiveVersionFor(basecompatibility.DefaultKubeComponent)
 
+	o.RecommendedOptions.Authorization.AlwaysAllowPaths = withRequiredAlwaysAllowPaths(
+		o.RecommendedOptions.Authorization.AlwaysAllowPaths)
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, fmt.Errorf("applying server options: %w", err)
+	}
+	if !o.UsesEmbeddedEtcd() {
+		// An outage of a shared external etcd would fail /livez on every
+		// replica at once and have the kubelet restart them all, which
+		// fixes nothing; /readyz keeps its etcd checks and takes the
+		// replicas out of service instead.
+		cfg.LivezChecks = withoutHealthChecks(cfg.LivezChecks, "etcd")
 	}
 	// Watches proxied by the aggregator (kube-controller-manager keeps some
 	// open) would otherwise hold a shutdown for the whole request timeout,
 	// longer than a pod's termination grace period: the process would be
 	// killed before its embedded etcd closes and its Lease is released.
 	cfg.ShutdownWatchTerminationGracePeriod = shutdownWatchGracePeriod
+	cfg.ShutdownDelayDuration = o.ShutdownDelay
 	return cfg, nil
 }

@@ -94,28 +94,47 @@ func Prepare(ctx context.Context, o *ServerOptions) (*Instance, error) {
 // Run serves until ctx is done. On the way out the API server drains its
 // requests before the embedded etcd stops, so nothing in flight is lost.
 func (i *Instance) Run(ctx context.Context) error {
+	defer i.stopEtcd()
+	var etcdErrors <-chan error
+	if i.etcd != nil {
+		etcdErrors = i.etcd.Errors()
+	}
+	return runUntilFatal(ctx, etcdErrors, func(ctx context.Context) error {
+		if err := i.Server.GenericAPIServer.PrepareRun().RunWithContext(ctx); err != nil {
+			return fmt.Errorf("running API server: %w", err)
+		}
+		return nil
+	})
+}
+
+// runUntilFatal runs serve until ctx is done or fatal reports an error. A
+// fatal error (the embedded etcd failing under the server) shuts serve down
+// and is returned, so the process exits non-zero and is restarted rather than
+// report a clean stop that no supervisor would act on.
+func runUntilFatal(ctx context.Context, fatal <-chan error, serve func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer i.stopEtcd()
-	if i.etcd != nil {
-		etcdErrors := i.etcd.Errors()
-		go func() {
-			// etcd failing under us is fatal: shut the API server down
-			// rather than serve errors.
-			select {
-			case err, ok := <-etcdErrors:
-				if ok && err != nil {
-					klog.ErrorS(err, "Embedded etcd failed; shutting down")
-					cancel()
-				}
-			case <-ctx.Done():
+	var fatalErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case err, ok := <-fatal:
+			if ok && err != nil {
+				klog.ErrorS(err, "Embedded etcd failed; shutting down")
+				fatalErr = fmt.Errorf("embedded etcd failed: %w", err)
+				cancel()
 			}
-		}()
+		case <-ctx.Done():
+		}
+	}()
+	err := serve(ctx)
+	cancel()
+	<-done
+	if fatalErr != nil {
+		return fatalErr
 	}
-	if err := i.Server.GenericAPIServer.PrepareRun().RunWithContext(ctx); err != nil {
-		return fmt.Errorf("running API server: %w", err)
-	}
-	return nil
+	return err
 }
 
 func (i *Instance) stopEtcd() {
@@ -203,14 +222,42 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, rolloutClient),
 	}
 	extra.PostStartHooks["start-rollout-controller"] = func(hookCtx genericapiserver.PostStartHookContext) error {
-		go func() {
-			if err := ctrl.Run(hookCtx); err != nil {
-				klog.ErrorS(err, "Rollout controller stopped")
-			}
-		}()
+		go runRecovered(hookCtx, "rollout controller", controllerRestartDelay, ctrl.Run)
 		return nil
 	}
 	return nil
+}
+
+// controllerRestartDelay is how long a controller that panicked waits before
+// it runs again.
+const controllerRestartDelay = 5 * time.Second
+
+// runRecovered runs fn until ctx is done, and again after delay whenever it
+// panics. A post-start goroutine's panic would otherwise end the process, and
+// with it the API, the webhook and the embedded etcd that share it.
+func runRecovered(ctx context.Context, name string, delay time.Duration, fn func(context.Context) error) {
+	for {
+		panicked := func() (panicked bool) {
+			defer func() {
+				if r := recover(); r != nil {
+					klog.ErrorS(fmt.Errorf("panic: %v", r), "Recovered a panic; restarting", "component", name, "delay", delay)
+					panicked = true
+				}
+			}()
+			if err := fn(ctx); err != nil {
+				klog.ErrorS(err, "Stopped", "component", name)
+			}
+			return false
+		}()
+		if !panicked {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 }
 
 // authConfigWait bounds how long readiness waits for the cluster's client

@@ -9,6 +9,7 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/types"
+	"k8s.io/utils/lru"
 )
 
 // Limits on a metric check's successCondition. Validation and the controller's
@@ -43,43 +44,81 @@ var successConditionEnv = sync.OnceValues(func() (*cel.Env, error) {
 	)
 })
 
+// compiledConditionCacheSize is how many distinct successConditions keep their
+// compiled program. Every update of a Rollout validates all of its conditions
+// again, and the controller compiles them on every measurement; the same few
+// expressions come back over and over, so a small cache saves nearly all of it.
+const compiledConditionCacheSize = 1024
+
+// compiledConditions caches compileSuccessCondition by expression.
+var compiledConditions = lru.New(compiledConditionCacheSize)
+
+// compiledCondition is a compiled successCondition, or why it does not compile.
+type compiledCondition struct {
+	program cel.Program
+	// estimatedCost is the checker's worst-case estimate of one evaluation.
+	estimatedCost uint64
+	err           error
+}
+
 // CompileSuccessCondition compiles a metric check's successCondition: a CEL
 // expression over the variable `result` (a double) that yields a bool. The
 // returned program enforces SuccessConditionCostLimit at evaluation time;
-// evaluate it with EvaluateSuccessCondition.
+// evaluate it with EvaluateSuccessCondition. Results are cached: a program
+// is safe for concurrent evaluation.
 func CompileSuccessCondition(expr string) (cel.Program, error) {
+	c := compileSuccessConditionCached(expr)
+	return c.program, c.err
+}
+
+// compileSuccessConditionCached is CompileSuccessCondition with its estimated cost.
+func compileSuccessConditionCached(expr string) *compiledCondition {
+	if v, ok := compiledConditions.Get(expr); ok {
+		return v.(*compiledCondition)
+	}
+	c := &compiledCondition{}
+	c.program, c.estimatedCost, c.err = compileSuccessCondition(expr)
+	if len(expr) <= MaxSuccessConditionLength {
+		// Oversize expressions are refused before any work; keeping them
+		// would only let one request evict everything else.
+		compiledConditions.Add(expr, c)
+	}
+	return c
+}
+
+func compileSuccessCondition(expr string) (cel.Program, uint64, error) {
 	if expr == "" {
-		return nil, errors.New("must not be empty")
+		return nil, 0, errors.New("must not be empty")
 	}
 	if len(expr) > MaxSuccessConditionLength {
-		return nil, fmt.Errorf("must be no more than %d bytes", MaxSuccessConditionLength)
+		return nil, 0, fmt.Errorf("must be no more than %d bytes", MaxSuccessConditionLength)
 	}
 	if !utf8.ValidString(expr) {
-		return nil, errors.New("must be valid UTF-8")
+		return nil, 0, errors.New("must be valid UTF-8")
 	}
 	env, err := successConditionEnv()
 	if err != nil {
-		return nil, fmt.Errorf("building the CEL environment: %w", err)
+		return nil, 0, fmt.Errorf("building the CEL environment: %w", err)
 	}
 	ast, issues := env.Compile(expr)
 	if issues != nil && issues.Err() != nil {
-		return nil, fmt.Errorf("does not compile: %w", issues.Err())
+		return nil, 0, fmt.Errorf("does not compile: %w", issues.Err())
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
-		return nil, fmt.Errorf("must evaluate to bool, not %s", ast.OutputType())
+		return nil, 0, fmt.Errorf("must evaluate to bool, not %s", ast.OutputType())
 	}
 	estimate, err := env.EstimateCost(ast, noSizeEstimator{})
 	if err != nil {
-		return nil, fmt.Errorf("estimating its cost: %w", err)
+		return nil, 0, fmt.Errorf("estimating its cost: %w", err)
 	}
 	if estimate.Max > SuccessConditionCostLimit {
-		return nil, fmt.Errorf("is too expensive: estimated cost %d exceeds the limit %d", estimate.Max, SuccessConditionCostLimit)
+		return nil, 0, fmt.Errorf("is too expensive: estimated cost %d exceeds the limit %d", estimate.Max, SuccessConditionCostLimit)
 	}
 	prg, err := env.Program(ast, cel.CostLimit(SuccessConditionCostLimit))
 	if err != nil {
-		return nil, fmt.Errorf("building the program: %w", err)
+		return nil, 0, fmt.Errorf("building the program: %w", err)
 	}
-	return prg, nil
+	return prg, estimate.Max, nil
 }
 
 // EvaluateSuccessCondition runs a program from CompileSuccessCondition against

@@ -81,7 +81,13 @@ const inProgressMessage = "cannot change while a release is in progress"
 // ValidateRollout validates a Rollout on create, and is the base of every update.
 func ValidateRollout(r *rollout.Rollout) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMeta(&r.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
-	allErrs = append(allErrs, validateRolloutSpec(&r.Spec, field.NewPath("spec"))...)
+	specPath := field.NewPath("spec")
+	if costErrs := validateRequestCost(&r.Spec, specPath); len(costErrs) > 0 {
+		// Over a cost limit, nothing expensive is attempted (see limits.go).
+		return append(allErrs, costErrs...)
+	}
+	allErrs = append(allErrs, validateRolloutSpec(&r.Spec, specPath)...)
+	allErrs = append(allErrs, validateSuccessConditionBudget(&r.Spec, specPath)...)
 	return allErrs
 }
 
