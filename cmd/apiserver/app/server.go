@@ -64,6 +64,9 @@ func Run(ctx context.Context, o *ServerOptions) error {
 type Instance struct {
 	Server *apiserver.Server
 	etcd   *embeddedetcd.Server
+	// failed receives the error of a background part (the controller) that
+	// stopped on its own; the server then stops and Run returns the error.
+	failed <-chan error
 }
 
 // Prepare starts the embedded etcd when no external one is configured, then
@@ -78,12 +81,13 @@ func Prepare(ctx context.Context, o *ServerOptions) (*Instance, error) {
 		instance.etcd = etcd
 		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
 	}
-	server, err := NewServer(o)
+	server, failed, err := NewServer(o)
 	if err != nil {
 		instance.stopEtcd()
 		return nil, err
 	}
 	instance.Server = server
+	instance.failed = failed
 	return instance, nil
 }
 
@@ -108,10 +112,30 @@ func (i *Instance) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	failure := make(chan error, 1)
+	if i.failed != nil {
+		go func() {
+			select {
+			case err := <-i.failed:
+				// A controller that stopped must not leave a server that
+				// looks healthy and releases nothing: stop, exit non-zero,
+				// and let the supervisor start a clean process.
+				klog.ErrorS(err, "Rollout controller stopped; shutting down")
+				failure <- err
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	if err := i.Server.GenericAPIServer.PrepareRun().RunWithContext(ctx); err != nil {
 		return fmt.Errorf("running API server: %w", err)
 	}
-	return nil
+	select {
+	case err := <-failure:
+		return fmt.Errorf("rollout controller: %w", err)
+	default:
+		return nil
+	}
 }
 
 func (i *Instance) stopEtcd() {
@@ -122,48 +146,82 @@ func (i *Instance) stopEtcd() {
 }
 
 // NewServer builds the API server from options whose etcd servers are final.
-func NewServer(o *ServerOptions) (*apiserver.Server, error) {
+// The channel receives the error of the embedded controller if it stops on
+// its own (nil without a controller).
+func NewServer(o *ServerOptions) (*apiserver.Server, <-chan error, error) {
 	genericConfig, err := o.GenericConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &apiserver.Config{GenericConfig: genericConfig}
 	cfg.ExtraConfig.PostStartHooks = map[string]genericapiserver.PostStartHookFunc{
 		"wait-for-authentication-config": waitForAuthenticationConfig(genericConfig),
 	}
+	var failed <-chan error
 	if o.Controller.Enabled {
-		if err := addController(o, cfg); err != nil {
-			return nil, err
+		if failed, err = addController(o, cfg); err != nil {
+			return nil, nil, err
 		}
 	}
-	return cfg.Complete().New()
+	server, err := cfg.Complete().New()
+	return server, failed, err
 }
+
+// Rate limits of the clients that must not share the controller's: the
+// Lease client sends about one request per retry period; the webhook's client
+// makes a fresh read only for a labelled workload the cache cannot place.
+const (
+	leaderElectionQPS   = 5
+	leaderElectionBurst = 10
+	webhookQPS          = 100
+	webhookBurst        = 200
+)
 
 // addController builds the release controller and the workload webhook, and
 // adds them to the server: the controller starts from a post-start hook, once
-// the server serves the Rollouts it watches through the loopback client.
-func addController(o *ServerOptions, cfg *apiserver.Config) error {
+// the server serves the Rollouts it watches through the loopback client. Its
+// checks join /healthz and /readyz; the channel receives its error if it
+// stops on its own.
+func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error) {
 	hostConfig := cfg.GenericConfig.ClientConfig
 	if hostConfig == nil {
-		return fmt.Errorf("the controller needs the host cluster: set --kubeconfig, run in a cluster, or pass --enable-controller=false")
+		return nil, fmt.Errorf("the controller needs the host cluster: set --kubeconfig, run in a cluster, or pass --enable-controller=false")
 	}
-	kubeClient, err := kubernetes.NewForConfig(rest.CopyConfig(hostConfig))
+	limited := func(base *rest.Config, qps float32, burst int, agent string) *rest.Config {
+		c := rest.CopyConfig(base)
+		c.QPS, c.Burst = qps, burst
+		c.RateLimiter = nil
+		c.UserAgent = rest.DefaultKubernetesUserAgent() + "/" + agent
+		return c
+	}
+	kubeClient, err := kubernetes.NewForConfig(limited(hostConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller"))
 	if err != nil {
-		return fmt.Errorf("building host cluster client: %w", err)
+		return nil, fmt.Errorf("building host cluster client: %w", err)
 	}
-	loopback := rest.CopyConfig(cfg.GenericConfig.LoopbackClientConfig)
+	electionClient, err := kubernetes.NewForConfig(limited(hostConfig, leaderElectionQPS, leaderElectionBurst, "rollout-controller-leader-election"))
+	if err != nil {
+		return nil, fmt.Errorf("building host cluster client for leader election: %w", err)
+	}
+	loopback := limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller")
 	rolloutClient, err := versioned.NewForConfig(loopback)
 	if err != nil {
-		return fmt.Errorf("building loopback rollout client: %w", err)
+		return nil, fmt.Errorf("building loopback rollout client: %w", err)
+	}
+	// The webhook's fresh reads must not wait behind the controller's
+	// requests: its caller, kube-apiserver, gives it a few seconds.
+	webhookClient, err := versioned.NewForConfig(limited(cfg.GenericConfig.LoopbackClientConfig, webhookQPS, webhookBurst, "rollout-workload-webhook"))
+	if err != nil {
+		return nil, fmt.Errorf("building loopback rollout client for the webhook: %w", err)
 	}
 	identity, err := os.Hostname()
 	if err != nil {
-		return fmt.Errorf("reading hostname for the leader election identity: %w", err)
+		return nil, fmt.Errorf("reading hostname for the leader election identity: %w", err)
 	}
 	ctrl, err := controller.New(controller.Config{
-		RolloutClient: rolloutClient,
-		KubeClient:    kubeClient,
-		Workers:       o.Controller.Workers,
+		RolloutClient:        rolloutClient,
+		KubeClient:           kubeClient,
+		LeaderElectionClient: electionClient,
+		Workers:              o.Controller.Workers,
 		LeaderElection: controller.LeaderElectionConfig{
 			Enabled:       o.Controller.LeaderElect,
 			Namespace:     o.Controller.LeaseNS,
@@ -175,21 +233,26 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("building the rollout controller: %w", err)
+		return nil, fmt.Errorf("building the rollout controller: %w", err)
 	}
+	live, ready := ctrl.HealthChecks()
+	cfg.GenericConfig.HealthzChecks = append(cfg.GenericConfig.HealthzChecks, live...)
+	cfg.GenericConfig.LivezChecks = append(cfg.GenericConfig.LivezChecks, live...)
+	cfg.GenericConfig.ReadyzChecks = append(cfg.GenericConfig.ReadyzChecks, ready...)
+	failed := make(chan error, 1)
 	extra := &cfg.ExtraConfig
 	extra.NonAPIHandlers = map[string]http.Handler{
-		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, rolloutClient),
+		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, webhookClient),
 	}
 	extra.PostStartHooks["start-rollout-controller"] = func(hookCtx genericapiserver.PostStartHookContext) error {
 		go func() {
 			if err := ctrl.Run(hookCtx); err != nil {
-				klog.ErrorS(err, "Rollout controller stopped")
+				failed <- err
 			}
 		}()
 		return nil
 	}
-	return nil
+	return failed, nil
 }
 
 // authConfigWait bounds how long readiness waits for the cluster's client
