@@ -332,7 +332,8 @@ func (c *Controller) releaserFor() release.ReleaserFunc {
 // ErrLeaderElectionLost without campaigning again, as kube-controller-manager
 // exits: the caller must stop the process (a new one starts from a clean
 // state), never call Run again.
-func (c *Controller) Run(ctx context.Context) error {
+func (c *Controller) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	c.broadcaster.StartStructuredLogging(3)
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cfg.KubeClient.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
@@ -341,6 +342,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.kubeFactory.Start(ctx.Done())
 	defer c.kubeFactory.Shutdown()
 	defer c.rolloutFactory.Shutdown()
+	// Runs first: the informers stop, so the Shutdowns above can return
+	// when Run ends on its own (a lost Lease) while parent goes on.
+	defer cancel()
 	if !cache.WaitForNamedCacheSync(ComponentName, ctx.Done(), c.synced...) {
 		if ctx.Err() != nil {
 			return nil
