@@ -72,7 +72,12 @@ ENV
 # --- registration -------------------------------------------------------------------------
 # shellcheck disable=SC2034 # used by render via RENDER_VARS
 ROLLOUT_CA_BUNDLE="$(base64 -w0 <"${DIR}/ca.crt")"
-RENDER_VARS="ROLLOUT_PORT ROLLOUT_CA_BUNDLE" render "${ROOT_DIR}/artifacts/local/rollout-apiserver.yaml.tmpl" >"${DIR}/registration.yaml"
+# The webhook's template is generated from pkg/webhook (go test ./pkg/webhook -run TestWebhookManifests -update).
+{
+  RENDER_VARS="ROLLOUT_PORT ROLLOUT_CA_BUNDLE" render "${ROOT_DIR}/artifacts/local/rollout-apiserver.yaml.tmpl"
+  echo "---"
+  RENDER_VARS="ROLLOUT_PORT ROLLOUT_CA_BUNDLE" render "${ROOT_DIR}/artifacts/local/webhook.yaml.tmpl"
+} >"${DIR}/registration.yaml"
 "${KUBECTL}" apply -f "${DIR}/registration.yaml" >/dev/null
 log "applied ${DIR}/registration.yaml (APIServices v1beta1/v1alpha1.rollout.kruise.io -> localhost:${ROLLOUT_PORT})"
 

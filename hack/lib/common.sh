@@ -74,7 +74,9 @@ render() {
 
 # --- process bookkeeping -------------------------------------------------------------
 # Every process we start gets RUN_DIR/pids/NAME.pid. A pid only counts as ours while
-# /proc/PID/exe is still the binary we started, so a recycled pid is never signalled.
+# /proc/PID/exe is still the binary we started, so a recycled pid is never signalled. A
+# binary rebuilt while it runs (go build replaces the file) shows as "PATH (deleted)": still
+# ours, or the next start would find the port taken by a server nobody tracks.
 
 pid_alive() { # pid_alive NAME -> 0 if NAME's recorded process is running
   local pidfile="${RUN_DIR}/pids/$1.pid" pid exe
@@ -82,7 +84,9 @@ pid_alive() { # pid_alive NAME -> 0 if NAME's recorded process is running
   read -r pid exe <"${pidfile}" || true
   [[ -n "${pid}" ]] && proc_running "${pid}" || return 1
   # exe recorded at start; compare so a reused pid isn't mistaken for ours.
-  [[ -z "${exe}" || "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == "${exe}" ]]
+  local running
+  running="$(readlink "/proc/${pid}/exe" 2>/dev/null)" || return 1
+  [[ -z "${exe}" || "${running}" == "${exe}" || "${running}" == "${exe} (deleted)" ]]
 }
 
 # proc_running PID: true while PID exists and is not a zombie (a zombie has exited;

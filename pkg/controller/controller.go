@@ -13,9 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apiserver/pkg/server/healthz"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -55,24 +59,49 @@ import (
 // of its Lease.
 const ComponentName = "rollout-controller"
 
-// Defaults of Config.
+// Defaults of Config, and of the server's flags (cmd/apiserver/app uses
+// these, so there is one set). Four workers: a reconcile mostly waits on the
+// API servers, so more workers than cores keep both busy. The Lease lives in
+// rollout-system, the namespace the deploy manifests run the server in and
+// grant Lease access in.
 const (
-	DefaultWorkers       = 2
+	DefaultWorkers       = 4
 	DefaultLeaseName     = "rollout-apiserver-controller"
-	DefaultLeaseNS       = "kube-system"
+	DefaultLeaseNS       = "rollout-system"
 	DefaultLeaseDuration = 15 * time.Second
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
 	DefaultResyncPeriod  = 10 * time.Minute
+	// DefaultKubeQPS and DefaultKubeBurst rate-limit the controller's client
+	// of the host cluster (client-go's own default of 5/10 starves a release
+	// of many workloads).
+	DefaultKubeQPS   = 50
+	DefaultKubeBurst = 100
+	// leaderHealthTolerance is how long past its Lease's expiry a leader that
+	// has not renewed still reports healthy, as in kube-controller-manager.
+	leaderHealthTolerance = 20 * time.Second
+	// workerStopGrace bounds how long a replica that lost its Lease waits for
+	// its workers to notice the cancelled context before Run returns anyway.
+	workerStopGrace = 5 * time.Second
 )
+
+// ErrLeaderElectionLost is returned by Run when this replica stopped
+// renewing its Lease: another replica may be acting already, so this one must
+// stop at once and not campaign again while anything of its term might still
+// run. The server exits on it and is restarted clean.
+var ErrLeaderElectionLost = errors.New("controller: leader election lost")
 
 // Config is what the controller needs from the server that embeds it.
 type Config struct {
 	// RolloutClient reads and writes Rollouts (the server's loopback client).
 	RolloutClient versioned.Interface
-	// KubeClient reads and writes the host cluster: workloads, pods, Events, the Lease.
+	// KubeClient reads and writes the host cluster: workloads, pods, Events.
 	KubeClient kubernetes.Interface
-	// Workers is how many Rollouts are reconciled at once; default 2.
+	// LeaderElectionClient reads and renews the Lease. It should be a client of
+	// its own, so that renewals never wait behind the workers' requests in
+	// KubeClient's rate limiter; default KubeClient.
+	LeaderElectionClient kubernetes.Interface
+	// Workers is how many Rollouts are reconciled at once; default 4.
 	Workers int
 	// LeaderElection makes only one replica act at a time.
 	LeaderElection LeaderElectionConfig
@@ -97,7 +126,7 @@ type LeaderElectionConfig struct {
 	// Enabled turns leader election on; off, the controller acts at once.
 	Enabled bool
 	// Namespace and Name of the coordination.k8s.io Lease in the host cluster;
-	// defaults kube-system and rollout-apiserver-controller.
+	// defaults rollout-system and rollout-apiserver-controller.
 	Namespace, Name string
 	// LeaseDuration, RenewDeadline and RetryPeriod as in kube-controller-manager;
 	// defaults 15s, 10s and 2s.
@@ -121,9 +150,12 @@ type Controller struct {
 	reconciler  *release.Reconciler
 	broadcaster record.EventBroadcaster
 
-	// leading serialises leadership terms: a term's workers stop before the
-	// next term's start.
-	leading sync.Mutex
+	// leaderHealth fails /healthz when this replica leads but has not renewed
+	// its Lease in time.
+	leaderHealth *leaderelection.HealthzAdaptor
+	// syncHandler reconciles one queue key; tests replace it.
+	syncHandler func(ctx context.Context, key string) (time.Duration, error)
+
 	queueMu sync.RWMutex
 	// queue is the current term's queue; nil while not leading, when events
 	// are dropped (a new term enqueues everything).
@@ -151,6 +183,9 @@ func workloadIndexKey(namespace, kind, name string) string {
 func New(cfg Config) (*Controller, error) {
 	if cfg.RolloutClient == nil || cfg.KubeClient == nil {
 		return nil, errors.New("controller: RolloutClient and KubeClient are required")
+	}
+	if cfg.LeaderElectionClient == nil {
+		cfg.LeaderElectionClient = cfg.KubeClient
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
@@ -200,10 +235,12 @@ func New(cfg Config) (*Controller, error) {
 
 	c := &Controller{
 		cfg:            cfg,
-		rolloutFactory: rolloutinformers.NewSharedInformerFactory(cfg.RolloutClient, cfg.ResyncPeriod),
-		kubeFactory:    kubeinformers.NewSharedInformerFactory(cfg.KubeClient, 0),
+		rolloutFactory: rolloutinformers.NewSharedInformerFactoryWithOptions(cfg.RolloutClient, cfg.ResyncPeriod, rolloutinformers.WithTransform(trimForCache)),
+		kubeFactory:    kubeinformers.NewSharedInformerFactoryWithOptions(cfg.KubeClient, 0, kubeinformers.WithTransform(trimForCache)),
 		broadcaster:    broadcaster,
+		leaderHealth:   leaderelection.NewLeaderHealthzAdaptor(leaderHealthTolerance),
 	}
+	c.syncHandler = c.syncKey
 	rolloutInformer := c.rolloutFactory.Rollout().V1beta1().Rollouts()
 	if err := rolloutInformer.Informer().AddIndexers(cache.Indexers{workloadIndex: func(obj any) ([]string, error) {
 		ro, ok := obj.(*v1beta1.Rollout)
@@ -336,10 +373,13 @@ func (c *Controller) releaserFor() release.ReleaserFunc {
 
 // Run starts the informers and, once this replica leads (at once when leader
 // election is off), the workers. It blocks until ctx is done and returns nil
-// then; a lost lease stops the workers and campaigns again.
-func (c *Controller) Run(ctx context.Context) error {
-	logger := klog.FromContext(ctx)
-
+// then, after the workers have stopped and the Lease was released. A replica
+// that stops renewing its Lease cancels its workers at once and returns
+// ErrLeaderElectionLost without campaigning again, as kube-controller-manager
+// exits: the caller must stop the process (a new one starts from a clean
+// state), never call Run again.
+func (c *Controller) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	c.broadcaster.StartStructuredLogging(3)
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cfg.KubeClient.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
@@ -351,6 +391,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.kubeFactory.Start(ctx.Done())
 	defer c.kubeFactory.Shutdown()
 	defer c.rolloutFactory.Shutdown()
+	// Runs first: the informers stop, so the Shutdowns above can return
+	// when Run ends on its own (a lost Lease) while parent goes on.
+	defer cancel()
 	if !cache.WaitForNamedCacheSync(ComponentName, ctx.Done(), c.synced...) {
 		if ctx.Err() != nil {
 			return nil
@@ -362,46 +405,104 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.lead(ctx)
 		return nil
 	}
+	return c.runElected(ctx)
+}
+
+// runElected campaigns for the Lease once and leads until ctx is done or the
+// Lease is lost.
+func (c *Controller) runElected(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
 	le := c.cfg.LeaderElection
 	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, le.Namespace, le.Name,
-		c.cfg.KubeClient.CoreV1(), c.cfg.KubeClient.CoordinationV1(),
+		c.cfg.LeaderElectionClient.CoreV1(), c.cfg.LeaderElectionClient.CoordinationV1(),
 		resourcelock.ResourceLockConfig{Identity: le.Identity})
 	if err != nil {
 		return fmt.Errorf("controller: building the Lease lock %s/%s: %w", le.Namespace, le.Name, err)
 	}
-	for ctx.Err() == nil {
-		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            lock,
-			LeaseDuration:   le.LeaseDuration,
-			RenewDeadline:   le.RenewDeadline,
-			RetryPeriod:     le.RetryPeriod,
-			ReleaseOnCancel: true,
-			Name:            le.Name,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: c.lead,
-				OnStoppedLeading: func() {
-					logger.Info("Stopped leading", "lease", klog.KRef(le.Namespace, le.Name), "identity", le.Identity)
-				},
-				OnNewLeader: func(identity string) {
-					logger.Info("Rollout controller leader", "lease", klog.KRef(le.Namespace, le.Name), "leader", identity)
-				},
+	// The elector runs on a context of its own, cancelled only once the
+	// workers have stopped: it releases the Lease on cancel, and a released
+	// Lease must never be held by a replica whose workers still act.
+	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElector()
+	termDone := make(chan struct{})
+	var started atomic.Bool
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   le.LeaseDuration,
+		RenewDeadline:   le.RenewDeadline,
+		RetryPeriod:     le.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            le.Name,
+		WatchDog:        c.leaderHealth,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(leaseCtx context.Context) {
+				started.Store(true)
+				defer close(termDone)
+				// Workers stop when the server stops or the Lease is lost,
+				// whichever comes first.
+				workCtx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				stop := context.AfterFunc(leaseCtx, cancel)
+				defer stop()
+				c.lead(workCtx)
 			},
-		})
-		if err != nil {
-			return fmt.Errorf("controller: leader election: %w", err)
-		}
-		elector.Run(ctx)
+			OnStoppedLeading: func() {
+				logger.Info("Stopped leading", "lease", klog.KRef(le.Namespace, le.Name), "identity", le.Identity)
+			},
+			OnNewLeader: func(identity string) {
+				logger.Info("Rollout controller leader", "lease", klog.KRef(le.Namespace, le.Name), "leader", identity)
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("controller: leader election: %w", err)
 	}
-	// Wait for the last term's workers.
-	c.leading.Lock()
-	defer c.leading.Unlock()
-	return nil
+	electorDone := make(chan struct{})
+	go func() {
+		defer close(electorDone)
+		elector.Run(electorCtx)
+	}()
+
+	waitTerm := func() bool {
+		if !started.Load() {
+			return true
+		}
+		select {
+		case <-termDone:
+			return true
+		case <-time.After(workerStopGrace):
+			return false
+		}
+	}
+	select {
+	case <-ctx.Done():
+		// Shutting down: the workers' context is done; let them finish the
+		// key in hand, then hand the Lease over.
+		<-ctx.Done()
+		if started.Load() {
+			<-termDone
+		}
+		stopElector()
+		<-electorDone
+		return nil
+	case <-electorDone:
+		// The elector only returns before its context ends when the Lease
+		// was lost (or could not be renewed in time).
+		if ctx.Err() != nil {
+			if started.Load() {
+				<-termDone
+			}
+			return nil
+		}
+		if !waitTerm() {
+			logger.Info("Workers still running after the Lease was lost; exiting without them", "grace", workerStopGrace)
+		}
+		return fmt.Errorf("%w: Lease %s/%s, identity %s", ErrLeaderElectionLost, le.Namespace, le.Name, le.Identity)
+	}
 }
 
 // lead runs the workers for one leadership term, until ctx is done.
 func (c *Controller) lead(ctx context.Context) {
-	c.leading.Lock()
-	defer c.leading.Unlock()
 	if ctx.Err() != nil {
 		return
 	}
@@ -432,6 +533,23 @@ func (c *Controller) lead(ctx context.Context) {
 	logger.Info("Stopped rollout controller workers")
 }
 
+// HealthChecks are the controller's checks for the server: for /healthz
+// (and /livez), that a leader still renews its Lease; for /readyz, that the
+// informer caches have synced, since the webhook and the workers answer from
+// them.
+func (c *Controller) HealthChecks() (live, ready []healthz.HealthChecker) {
+	live = []healthz.HealthChecker{healthz.NamedCheck("rollout-controller-leader-election", c.leaderHealth.Check)}
+	ready = []healthz.HealthChecker{healthz.NamedCheck("rollout-controller-caches", func(*http.Request) error {
+		for _, synced := range c.synced {
+			if !synced() {
+				return errors.New("informer caches have not synced")
+			}
+		}
+		return nil
+	})}
+	return live, ready
+}
+
 // enqueueEverything starts a term from scratch: every Rollout, and every
 // workload that carries our label or hold, in case its Rollout went away
 // while nobody led.
@@ -441,14 +559,14 @@ func (c *Controller) enqueueEverything() {
 			c.enqueue(key)
 		}
 	}
-	listers := map[string]cache.Indexer{
-		v1beta1.KindDeployment:  c.kubeFactory.Apps().V1().Deployments().Informer().GetIndexer(),
-		v1beta1.KindStatefulSet: c.kubeFactory.Apps().V1().StatefulSets().Informer().GetIndexer(),
-		v1beta1.KindDaemonSet:   c.kubeFactory.Apps().V1().DaemonSets().Informer().GetIndexer(),
-	}
-	for kind, indexer := range listers {
-		for _, obj := range indexer.List() {
-			c.checkWorkload(kind, obj)
+	for _, k := range workload.Kinds() {
+		objs, err := k.List(c.deps)
+		if err != nil {
+			utilruntime.HandleError(fmt.Errorf("listing %ss from cache: %w", k.Name, err))
+			continue
+		}
+		for _, obj := range objs {
+			c.checkWorkload(k.Name, obj)
 		}
 	}
 }
@@ -467,7 +585,7 @@ func (c *Controller) processNext(ctx context.Context, queue workqueue.TypedRateL
 		return false
 	}
 	defer queue.Done(key)
-	requeue, err := c.syncKey(ctx, key)
+	requeue, err := c.syncRecovering(ctx, key)
 	switch {
 	case err != nil && apierrors.IsConflict(err):
 		// Someone wrote the object since the cache showed it; the fresh copy is on its way.
@@ -483,6 +601,18 @@ func (c *Controller) processNext(ctx context.Context, queue workqueue.TypedRateL
 		}
 	}
 	return true
+}
+
+// syncRecovering runs syncHandler and turns a panic into an error, so one bad
+// object is retried with backoff instead of taking the server (and the
+// webhook it serves) down.
+func (c *Controller) syncRecovering(ctx context.Context, key string) (requeue time.Duration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic reconciling %q: %v\n%s", key, r, debug.Stack())
+		}
+	}()
+	return c.syncHandler(ctx, key)
 }
 
 func (c *Controller) syncKey(ctx context.Context, key string) (time.Duration, error) {

@@ -2,13 +2,17 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -128,4 +132,102 @@ func TestRolloutStorePrefersNewerWrites(t *testing.T) {
 	require.NoError(t, idx.Delete(caughtUp))
 	_, err = store.Get(fakecluster.Namespace, "ro")
 	require.Error(t, err)
+}
+
+// TestWorkerRecoversFromPanic injects a panic into the first reconcile: the
+// worker survives, the key is retried, and the Rollout still settles.
+func TestWorkerRecoversFromPanic(t *testing.T) {
+	web := fakecluster.NewDeployment("web", "v1", 2, "1", "0")
+	kube := kubefake.NewClientset(web)
+	rollouts := rolloutfake.NewClientset(fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web", fakecluster.Step("1", -1)))
+	c, err := New(Config{RolloutClient: rollouts, KubeClient: kube, Workers: 1})
+	require.NoError(t, err)
+	var panics atomic.Int32
+	real := c.syncHandler
+	c.syncHandler = func(ctx context.Context, key string) (time.Duration, error) {
+		if key == fakecluster.Namespace+"/ro" && panics.Add(1) == 1 {
+			panic("injected")
+		}
+		return real(ctx, key)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+
+	require.Eventually(t, func() bool {
+		ro, err := rollouts.RolloutV1beta1().Rollouts(fakecluster.Namespace).Get(context.Background(), "ro", metav1.GetOptions{})
+		return err == nil && ro.Status.Phase == v1beta1.RolloutPhaseHealthy
+	}, 15*time.Second, 50*time.Millisecond, "the Rollout settles after the panicking reconcile is retried")
+	assert.GreaterOrEqual(t, panics.Load(), int32(2), "the key was retried after the panic")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// TestLostLeaseStopsWorkersAndReturns makes Lease renewals fail once this
+// replica leads: Run must cancel its workers and return
+// ErrLeaderElectionLost, without campaigning again, and no worker may act
+// after it returned.
+func TestLostLeaseStopsWorkersAndReturns(t *testing.T) {
+	web := fakecluster.NewDeployment("web", "v1", 2, "1", "0")
+	kube := kubefake.NewClientset(web)
+	election := kubefake.NewClientset()
+	var broken atomic.Bool
+	var leaseCalls atomic.Int32
+	election.PrependReactor("*", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if broken.Load() {
+			leaseCalls.Add(1)
+			return true, nil, errors.New("injected: the Lease cannot be renewed")
+		}
+		return false, nil, nil
+	})
+	rollouts := rolloutfake.NewClientset(fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web", fakecluster.Step("1", -1)))
+	c, err := New(Config{
+		RolloutClient: rollouts, KubeClient: kube, LeaderElectionClient: election, Workers: 2,
+		LeaderElection: LeaderElectionConfig{
+			Enabled: true, Namespace: "rollout-system", Name: "rollout-test", Identity: "replica-a",
+			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond,
+		},
+	})
+	require.NoError(t, err)
+	var syncs, afterReturn atomic.Int32
+	var returned atomic.Bool
+	real := c.syncHandler
+	c.syncHandler = func(ctx context.Context, key string) (time.Duration, error) {
+		syncs.Add(1)
+		if returned.Load() {
+			afterReturn.Add(1)
+		}
+		return real(ctx, key)
+	}
+	live, ready := c.HealthChecks()
+	require.Len(t, live, 1)
+	require.Len(t, ready, 1)
+	require.Error(t, ready[0].Check(nil), "not ready before the caches synced")
+
+	done := make(chan error, 1)
+	go func() {
+		err := c.Run(context.Background())
+		returned.Store(true)
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return syncs.Load() > 0 }, 15*time.Second, 20*time.Millisecond, "the leader's workers run")
+	require.NoError(t, ready[0].Check(nil), "ready once the caches synced")
+	require.NoError(t, live[0].Check(nil), "a leader that renews is healthy")
+
+	broken.Store(true)
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrLeaderElectionLost)
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after the Lease was lost")
+	}
+	calls := leaseCalls.Load()
+	// Give a re-campaign (one attempt per 100ms retry period) time to show.
+	time.Sleep(500 * time.Millisecond)
+	assert.Equal(t, calls, leaseCalls.Load(), "no Lease request after Run returned: it must not campaign again")
+	assert.Zero(t, afterReturn.Load(), "no worker reconciled after Run returned")
+	c.queueMu.RLock()
+	assert.Nil(t, c.queue, "the term's queue was shut down")
+	c.queueMu.RUnlock()
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -108,19 +107,10 @@ func (c *Controller) checkWorkload(kind string, obj any) {
 	if !labelled && !workload.IsHeld(meta) {
 		return
 	}
-	if hasActive(c.referencing(meta.GetNamespace(), kind, meta.GetName())) {
+	if workload.ActiveRollout(c.referencing(meta.GetNamespace(), kind, meta.GetName()), kind, meta.GetName()) != nil {
 		return
 	}
 	c.enqueue(workloadKeyPrefix + workloadIndexKey(meta.GetNamespace(), kind, meta.GetName()))
-}
-
-func hasActive(rollouts []*v1beta1.Rollout) bool {
-	for _, ro := range rollouts {
-		if !ro.Spec.Disabled && ro.DeletionTimestamp == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // ownedHandler maps ReplicaSets, ControllerRevisions and pods to the Rollouts
@@ -181,20 +171,11 @@ func (c *Controller) syncWorkload(ctx context.Context, key string) error {
 	}
 	namespace, kind, name := parts[0], parts[1], parts[2]
 	refs := c.referencing(namespace, kind, name)
-	var (
-		meta metav1.Object
-		err  error
-	)
-	switch kind {
-	case v1beta1.KindDeployment:
-		meta, err = c.deps.Deployments.Deployments(namespace).Get(name)
-	case v1beta1.KindStatefulSet:
-		meta, err = c.deps.StatefulSets.StatefulSets(namespace).Get(name)
-	case v1beta1.KindDaemonSet:
-		meta, err = c.deps.DaemonSets.DaemonSets(namespace).Get(name)
-	default:
-		return nil
+	k, err := workload.KindOf(kind)
+	if err != nil {
+		return nil // keys are only made for supported kinds; nothing to clean up
 	}
+	meta, err := k.Get(c.deps, namespace, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -202,11 +183,11 @@ func (c *Controller) syncWorkload(ctx context.Context, key string) error {
 		return fmt.Errorf("reading %s %s/%s from cache: %w", kind, namespace, name, err)
 	}
 	if len(refs) == 0 && workload.IsHeld(meta) {
-		if err := c.releaseOrphan(ctx, kind, meta); err != nil {
+		if err := c.releaseOrphan(ctx, k, meta); err != nil {
 			return err
 		}
 	}
-	if _, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]; labelled && !hasActive(refs) {
+	if _, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]; labelled && workload.ActiveRollout(refs, kind, name) == nil {
 		klog.FromContext(ctx).Info("Removing control label from a workload no Rollout references", "kind", kind, "workload", klog.KRef(namespace, name))
 		return workload.SetControlLabel(ctx, c.cfg.KubeClient, kind, namespace, name, false)
 	}
@@ -214,27 +195,15 @@ func (c *Controller) syncWorkload(ctx context.Context, key string) error {
 }
 
 // releaseOrphan undoes the hold of a workload whose Rollout is gone.
-func (c *Controller) releaseOrphan(ctx context.Context, kind string, meta metav1.Object) error {
-	apps := c.cfg.KubeClient.AppsV1()
-	var err error
-	switch obj := meta.(type) {
-	case *appsv1.Deployment:
-		obj = obj.DeepCopy()
-		workload.ReleaseDeployment(obj)
-		_, err = apps.Deployments(obj.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
-	case *appsv1.StatefulSet:
-		obj = obj.DeepCopy()
-		workload.ReleaseStatefulSet(obj)
-		_, err = apps.StatefulSets(obj.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
-	case *appsv1.DaemonSet:
-		obj = obj.DeepCopy()
-		workload.ReleaseDaemonSet(obj)
-		_, err = apps.DaemonSets(obj.Namespace).Update(ctx, obj, metav1.UpdateOptions{})
+func (c *Controller) releaseOrphan(ctx context.Context, k *workload.Kind, meta metav1.Object) error {
+	released, changed := k.Release(meta)
+	if !changed {
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("releasing %s %s/%s that no Rollout references: %w", kind, meta.GetNamespace(), meta.GetName(), err)
+	if err := k.Update(ctx, c.cfg.KubeClient, released); err != nil {
+		return fmt.Errorf("releasing %s %s/%s that no Rollout references: %w", k.Name, meta.GetNamespace(), meta.GetName(), err)
 	}
-	klog.FromContext(ctx).Info("Released a held workload that no Rollout references", "kind", kind, "workload", klog.KObj(meta))
+	klog.FromContext(ctx).Info("Released a held workload that no Rollout references", "kind", k.Name, "workload", klog.KObj(meta))
 	return nil
 }
 

@@ -25,7 +25,8 @@ type patchOp struct {
 
 // workloadUpdate is an update of one workload kind.
 type workloadUpdate interface {
-	name() string
+	// meta is the new object's metadata.
+	meta() metav1.Object
 	// triggers reports whether the update concerns the hold: it changes the
 	// pod template or rollout-id, or touches a workload that is held.
 	triggers() bool
@@ -82,7 +83,7 @@ type deploymentUpdate struct {
 	old, new appsv1.Deployment
 }
 
-func (u *deploymentUpdate) name() string { return u.new.Name }
+func (u *deploymentUpdate) meta() metav1.Object { return &u.new }
 
 func (u *deploymentUpdate) triggers() bool {
 	return templateOrIDChanged(&u.old, &u.new, &u.old.Spec.Template, &u.new.Spec.Template) || heldHere(&u.new)
@@ -101,6 +102,9 @@ func (u *deploymentUpdate) hold() ([]patchOp, error) {
 	if !apiequality.Semantic.DeepEqual(held.Spec.Strategy, u.new.Spec.Strategy) {
 		ops = append(ops, patchOp{Op: "add", Path: "/spec/strategy", Value: held.Spec.Strategy})
 	}
+	if !apiequality.Semantic.DeepEqual(held.Spec.RevisionHistoryLimit, u.new.Spec.RevisionHistoryLimit) {
+		ops = append(ops, patchOp{Op: "add", Path: "/spec/revisionHistoryLimit", Value: held.Spec.RevisionHistoryLimit})
+	}
 	return append(ops, annotationOps(&u.new, held)...), nil
 }
 
@@ -108,7 +112,7 @@ type statefulSetUpdate struct {
 	old, new appsv1.StatefulSet
 }
 
-func (u *statefulSetUpdate) name() string { return u.new.Name }
+func (u *statefulSetUpdate) meta() metav1.Object { return &u.new }
 
 func (u *statefulSetUpdate) triggers() bool {
 	return templateOrIDChanged(&u.old, &u.new, &u.old.Spec.Template, &u.new.Spec.Template) || heldHere(&u.new)
@@ -132,7 +136,7 @@ type daemonSetUpdate struct {
 	old, new appsv1.DaemonSet
 }
 
-func (u *daemonSetUpdate) name() string { return u.new.Name }
+func (u *daemonSetUpdate) meta() metav1.Object { return &u.new }
 
 func (u *daemonSetUpdate) triggers() bool {
 	return templateOrIDChanged(&u.old, &u.new, &u.old.Spec.Template, &u.new.Spec.Template) || heldHere(&u.new)

@@ -22,14 +22,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
 	rolloutlisters "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/listers/rollout/v1beta1"
+	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
 )
 
 // Path is where the server should serve Handler.
@@ -151,17 +152,18 @@ func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	if !w.triggers() {
 		return allow()
 	}
-	rollout, err := h.referencingRollout(ctx, req.Namespace, req.Kind.Kind, w.name())
+	meta := w.meta()
+	rollout, err := h.activeRollout(ctx, req.Namespace, req.Kind.Kind, meta)
 	if err != nil {
-		klog.InfoS("Refusing a workload update: cannot read Rollouts", "kind", req.Kind.Kind, "workload", klog.KRef(req.Namespace, w.name()), "err", err)
-		return deny(503, "rollout.kruise.io workload webhook cannot tell whether a Rollout releases %s %s yet (%v); retry", req.Kind.Kind, w.name(), err)
+		klog.InfoS("Refusing a workload update: cannot read Rollouts", "kind", req.Kind.Kind, "workload", klog.KRef(req.Namespace, meta.GetName()), "err", err)
+		return deny(503, "rollout.kruise.io workload webhook cannot tell whether a Rollout releases %s %s yet (%v); retry", req.Kind.Kind, meta.GetName(), err)
 	}
 	if rollout == "" {
 		return allow()
 	}
 	patch, err := w.hold()
 	if err != nil {
-		return deny(500, "rollout.kruise.io workload webhook: holding %s %s: %v", req.Kind.Kind, w.name(), err)
+		return deny(500, "rollout.kruise.io workload webhook: holding %s %s: %v", req.Kind.Kind, meta.GetName(), err)
 	}
 	if len(patch) == 0 {
 		return allow()
@@ -171,49 +173,66 @@ func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		return deny(500, "rollout.kruise.io workload webhook: encoding the patch: %v", err)
 	}
 	patchType := admissionv1.PatchTypeJSONPatch
-	klog.V(2).InfoS("Holding workload for its Rollout", "kind", req.Kind.Kind, "workload", klog.KRef(req.Namespace, w.name()), "rollout", rollout, "dryRun", req.DryRun != nil && *req.DryRun)
+	klog.V(2).InfoS("Holding workload for its Rollout", "kind", req.Kind.Kind, "workload", klog.KRef(req.Namespace, meta.GetName()), "rollout", rollout, "dryRun", req.DryRun != nil && *req.DryRun)
 	return &admissionv1.AdmissionResponse{
 		Allowed:   true,
 		PatchType: &patchType,
 		Patch:     raw,
-		Warnings:  []string{fmt.Sprintf("%s %s is released step by step by Rollout %s", req.Kind.Kind, w.name(), rollout)},
+		Warnings:  []string{fmt.Sprintf("%s %s is released step by step by Rollout %s", req.Kind.Kind, meta.GetName(), rollout)},
 	}
 }
 
-// referencingRollout names an active canary Rollout in namespace that
-// references the workload, "" if there is none.
-func (h *Handler) referencingRollout(ctx context.Context, namespace, kind, name string) (string, error) {
-	var rollouts []*v1beta1.Rollout
-	switch {
-	case h.rollouts != nil && (h.hasSynced == nil || h.hasSynced()):
+// activeRollout names the active canary Rollout (workload.ActiveRollout) of
+// the workload, "" if there is none. It answers from the Rollout cache; a
+// workload that carries the control label but whose Rollout the cache does
+// not show (a Rollout created a moment ago, or a cache that has not synced)
+// is looked up fresh: a consistent read of the spec.workloadRef index of the
+// registry, so a release is never let past its Rollout by a stale cache.
+func (h *Handler) activeRollout(ctx context.Context, namespace, kind string, meta metav1.Object) (string, error) {
+	name := meta.GetName()
+	if h.rollouts != nil && (h.hasSynced == nil || h.hasSynced()) {
 		list, err := h.rollouts.Rollouts(namespace).List(labels.Everything())
 		if err != nil {
 			return "", fmt.Errorf("listing Rollouts from cache: %w", err)
 		}
-		rollouts = list
-	case h.client != nil:
-		list, err := h.client.RolloutV1beta1().Rollouts(namespace).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return "", fmt.Errorf("listing Rollouts: %w", err)
+		if ro := workload.ActiveRollout(list, kind, name); ro != nil {
+			return canaryName(ro), nil
 		}
-		for i := range list.Items {
-			rollouts = append(rollouts, &list.Items[i])
+		if _, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]; !labelled {
+			return "", nil
 		}
-	default:
-		return "", errors.New("the Rollout cache has not synced")
 	}
-	for _, ro := range rollouts {
-		ref := ro.Spec.WorkloadRef
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err != nil || gv.Group != appsv1.GroupName || ref.Kind != kind || ref.Name != name {
-			continue
-		}
-		if ro.Spec.Disabled || ro.DeletionTimestamp != nil || ro.Spec.Strategy.Canary == nil {
-			continue
-		}
-		return ro.Name, nil
+	if h.client == nil {
+		return "", errors.New("the Rollout cache has not synced, or does not show the Rollout of a labelled workload, and there is no client to ask")
+	}
+	selector := fields.Set{
+		rolloutregistry.FieldWorkloadKind: kind,
+		rolloutregistry.FieldWorkloadName: name,
+	}.AsSelector().String()
+	// No resourceVersion: a quorum read, newer than anything cached.
+	list, err := h.client.RolloutV1beta1().Rollouts(namespace).List(ctx, metav1.ListOptions{FieldSelector: selector})
+	if err != nil {
+		return "", fmt.Errorf("listing Rollouts of %s %s: %w", kind, name, err)
+	}
+	rollouts := make([]*v1beta1.Rollout, 0, len(list.Items))
+	for i := range list.Items {
+		rollouts = append(rollouts, &list.Items[i])
+	}
+	if ro := workload.ActiveRollout(rollouts, kind, name); ro != nil {
+		klog.V(2).InfoS("Rollout of a labelled workload found by a fresh read, not yet in the cache", "kind", kind, "workload", klog.KRef(namespace, name), "rollout", ro.Name)
+		return canaryName(ro), nil
 	}
 	return "", nil
+}
+
+// canaryName is the name of a Rollout whose releases the webhook holds for;
+// the step machine releases canary strategies only, so a Rollout without one
+// holds nothing.
+func canaryName(ro *v1beta1.Rollout) string {
+	if ro.Spec.Strategy.Canary == nil {
+		return ""
+	}
+	return ro.Name
 }
 
 // MutatingWebhookConfiguration returns the configuration that sends workload

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -236,7 +238,11 @@ func TestAdmitDecisions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := NewHandler(listerOf(t, tt.rollouts...), func() bool { return true }, nil)
+			objs := make([]runtime.Object, 0, len(tt.rollouts))
+			for _, ro := range tt.rollouts {
+				objs = append(objs, ro.DeepCopy())
+			}
+			h := NewHandler(listerOf(t, tt.rollouts...), func() bool { return true }, rolloutfake.NewClientset(objs...))
 			req := request(t, "Deployment", tt.old, tt.new)
 			resp := h.Admit(ctx, req)
 			require.True(t, resp.Allowed)
@@ -330,6 +336,42 @@ func TestAdmitCacheNotSynced(t *testing.T) {
 	var got appsv1.Deployment
 	apply(t, req, h.Admit(ctx, req), &got)
 	assert.True(t, got.Spec.Paused, "falls back to asking the API")
+}
+
+// TestAdmitStaleCache: a labelled workload whose Rollout the synced cache
+// does not show yet is looked up fresh before it is admitted unheld; a
+// failed lookup refuses the update, and an unlabelled workload is not looked
+// up at all.
+func TestAdmitStaleCache(t *testing.T) {
+	ctx := context.Background()
+	old := newDeployment("web", "v1", 4, "25%", "25%")
+	updated := old.DeepCopy()
+	updated.Spec.Template.Spec.Containers[0].Image = "v2"
+	synced := func() bool { return true }
+
+	client := rolloutfake.NewClientset(newRollout("ro", v1beta1.KindDeployment, "web"))
+	h := NewHandler(listerOf(t), synced, client)
+	req := request(t, "Deployment", old, updated)
+	var got appsv1.Deployment
+	apply(t, req, h.Admit(ctx, req), &got)
+	assert.True(t, got.Spec.Paused, "the Rollout found by the fresh read holds the workload")
+	require.NotEmpty(t, client.Actions())
+	assert.Equal(t, "list", client.Actions()[0].GetVerb())
+
+	failing := rolloutfake.NewClientset()
+	failing.PrependReactor("list", "rollouts", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("injected: server unavailable")
+	})
+	resp := NewHandler(listerOf(t), synced, failing).Admit(ctx, request(t, "Deployment", old, updated))
+	assert.False(t, resp.Allowed, "a labelled workload is never admitted unheld on a failed lookup")
+	require.NotNil(t, resp.Result)
+	assert.Equal(t, int32(503), resp.Result.Code)
+
+	unlabelled, unlabelledNew := old.DeepCopy(), updated.DeepCopy()
+	unlabelled.Labels, unlabelledNew.Labels = nil, nil
+	resp = NewHandler(listerOf(t), synced, failing).Admit(ctx, request(t, "Deployment", unlabelled, unlabelledNew))
+	assert.True(t, resp.Allowed)
+	assert.Empty(t, resp.Patch)
 }
 
 func TestAdmitIgnoresOtherRequests(t *testing.T) {

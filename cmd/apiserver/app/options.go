@@ -24,6 +24,7 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
 	generatedopenapi "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/openapi"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
 )
@@ -74,8 +75,12 @@ type MetricsOptions struct {
 
 // ControllerOptions configure the embedded release controller.
 type ControllerOptions struct {
-	Enabled       bool
-	Workers       int
+	Enabled bool
+	Workers int
+	// KubeAPIQPS and KubeAPIBurst rate-limit the controller's clients (host
+	// cluster and loopback); leader election has a client of its own.
+	KubeAPIQPS    float32
+	KubeAPIBurst  int
 	LeaderElect   bool
 	LeaseName     string
 	LeaseNS       string
@@ -100,13 +105,15 @@ func NewServerOptions() *ServerOptions {
 		},
 		Controller: ControllerOptions{
 			Enabled:       true,
-			Workers:       4,
+			Workers:       controller.DefaultWorkers,
+			KubeAPIQPS:    controller.DefaultKubeQPS,
+			KubeAPIBurst:  controller.DefaultKubeBurst,
 			LeaderElect:   true,
-			LeaseName:     "rollout-apiserver-controller",
-			LeaseNS:       "rollout-system",
-			LeaseDuration: 15 * time.Second,
-			RenewDeadline: 10 * time.Second,
-			RetryPeriod:   2 * time.Second,
+			LeaseName:     controller.DefaultLeaseName,
+			LeaseNS:       controller.DefaultLeaseNS,
+			LeaseDuration: controller.DefaultLeaseDuration,
+			RenewDeadline: controller.DefaultRenewDeadline,
+			RetryPeriod:   controller.DefaultRetryPeriod,
 		},
 	}
 	// Objects are stored as v1beta1 whatever version a client used.
@@ -139,6 +146,10 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 		"Run the embedded release controller (needs --kubeconfig or in-cluster access to the host cluster).")
 	fs.IntVar(&o.Controller.Workers, "controller-workers", o.Controller.Workers,
 		"Rollouts reconciled in parallel.")
+	fs.Float32Var(&o.Controller.KubeAPIQPS, "controller-kube-api-qps", o.Controller.KubeAPIQPS,
+		"Requests per second the controller may send to the host cluster and to this server (leader election has its own client).")
+	fs.IntVar(&o.Controller.KubeAPIBurst, "controller-kube-api-burst", o.Controller.KubeAPIBurst,
+		"Burst of requests above --controller-kube-api-qps the controller may send.")
 	fs.BoolVar(&o.Controller.LeaderElect, "leader-elect", o.Controller.LeaderElect,
 		"Elect a leader through a Lease in the host cluster so that only one replica runs the controller; disable for a single replica.")
 	fs.StringVar(&o.Controller.LeaseName, "leader-elect-lease-name", o.Controller.LeaseName, "Name of the leader election Lease.")
@@ -192,6 +203,10 @@ func (o *ServerOptions) Validate() error {
 	}
 	if o.Controller.Enabled && o.Controller.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--controller-workers must be at least 1, got %d", o.Controller.Workers))
+	}
+	if o.Controller.Enabled && (o.Controller.KubeAPIQPS <= 0 || o.Controller.KubeAPIBurst < 1) {
+		errs = append(errs, fmt.Errorf("--controller-kube-api-qps must be positive and --controller-kube-api-burst at least 1, got %v and %d",
+			o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst))
 	}
 	if o.Controller.Enabled && o.Controller.LeaderElect && o.Controller.RenewDeadline >= o.Controller.LeaseDuration {
 		errs = append(errs, fmt.Errorf("--leader-elect-renew-deadline (%s) must be shorter than --leader-elect-lease-duration (%s)",

@@ -68,6 +68,9 @@ func Run(ctx context.Context, o *ServerOptions) error {
 type Instance struct {
 	Server *apiserver.Server
 	etcd   *embeddedetcd.Server
+	// failed receives the error of a background part (the controller) that
+	// stopped on its own; the server then stops and Run returns the error.
+	failed <-chan error
 }
 
 // Prepare starts the embedded etcd when no external one is configured, then
@@ -82,24 +85,44 @@ func Prepare(ctx context.Context, o *ServerOptions) (*Instance, error) {
 		instance.etcd = etcd
 		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
 	}
-	server, err := NewServer(o)
+	server, failed, err := NewServer(o)
 	if err != nil {
 		instance.stopEtcd()
 		return nil, err
 	}
 	instance.Server = server
+	instance.failed = failed
 	return instance, nil
 }
 
 // Run serves until ctx is done. On the way out the API server drains its
-// requests before the embedded etcd stops, so nothing in flight is lost.
+// requests before the embedded etcd stops, so nothing in flight is lost. The
+// embedded etcd failing under the server, or the controller stopping (a lost
+// Lease, caches that never sync, a panic), is fatal: the server shuts down
+// and Run returns the error, so the process exits non-zero and its
+// supervisor starts a clean one instead of a server that looks healthy and
+// releases nothing.
 func (i *Instance) Run(ctx context.Context) error {
 	defer i.stopEtcd()
-	var etcdErrors <-chan error
-	if i.etcd != nil {
-		etcdErrors = i.etcd.Errors()
+	fatal := make(chan error, 2)
+	forward := func(errs <-chan error, what string) {
+		go func() {
+			select {
+			case err, ok := <-errs:
+				if ok && err != nil {
+					fatal <- fmt.Errorf("%s: %w", what, err)
+				}
+			case <-ctx.Done():
+			}
+		}()
 	}
-	return runUntilFatal(ctx, etcdErrors, func(ctx context.Context) error {
+	if i.etcd != nil {
+		forward(i.etcd.Errors(), "embedded etcd failed")
+	}
+	if i.failed != nil {
+		forward(i.failed, "rollout controller stopped")
+	}
+	return runUntilFatal(ctx, fatal, func(ctx context.Context) error {
 		if err := i.Server.GenericAPIServer.PrepareRun().RunWithContext(ctx); err != nil {
 			return fmt.Errorf("running API server: %w", err)
 		}
@@ -108,9 +131,9 @@ func (i *Instance) Run(ctx context.Context) error {
 }
 
 // runUntilFatal runs serve until ctx is done or fatal reports an error. A
-// fatal error (the embedded etcd failing under the server) shuts serve down
-// and is returned, so the process exits non-zero and is restarted rather than
-// report a clean stop that no supervisor would act on.
+// fatal error shuts serve down and is returned, so the process exits non-zero
+// and is restarted rather than report a clean stop that no supervisor would
+// act on.
 func runUntilFatal(ctx context.Context, fatal <-chan error, serve func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -121,8 +144,8 @@ func runUntilFatal(ctx context.Context, fatal <-chan error, serve func(context.C
 		select {
 		case err, ok := <-fatal:
 			if ok && err != nil {
-				klog.ErrorS(err, "Embedded etcd failed; shutting down")
-				fatalErr = fmt.Errorf("embedded etcd failed: %w", err)
+				klog.ErrorS(err, "Fatal error; shutting down")
+				fatalErr = err
 				cancel()
 			}
 		case <-ctx.Done():
@@ -137,18 +160,13 @@ func runUntilFatal(ctx context.Context, fatal <-chan error, serve func(context.C
 	return err
 }
 
-func (i *Instance) stopEtcd() {
-	if i.etcd != nil {
-		i.etcd.Stop()
-		i.etcd = nil
-	}
-}
-
 // NewServer builds the API server from options whose etcd servers are final.
-func NewServer(o *ServerOptions) (*apiserver.Server, error) {
+// The channel receives the error of the embedded controller if it stops on
+// its own (nil without a controller).
+func NewServer(o *ServerOptions) (*apiserver.Server, <-chan error, error) {
 	genericConfig, err := o.GenericConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	addresses, err := o.AddressPolicy()
 	if err != nil {
@@ -159,30 +177,61 @@ func NewServer(o *ServerOptions) (*apiserver.Server, error) {
 	cfg.ExtraConfig.PostStartHooks = map[string]genericapiserver.PostStartHookFunc{
 		"wait-for-authentication-config": waitForAuthenticationConfig(genericConfig),
 	}
+	var failed <-chan error
 	if o.Controller.Enabled {
-		if err := addController(o, cfg); err != nil {
-			return nil, err
+		if failed, err = addController(o, cfg); err != nil {
+			return nil, nil, err
 		}
 	}
-	return cfg.Complete().New()
+	server, err := cfg.Complete().New()
+	return server, failed, err
 }
+
+// Rate limits of the clients that must not share the controller's: the
+// Lease client sends about one request per retry period; the webhook's client
+// makes a fresh read only for a labelled workload the cache cannot place.
+const (
+	leaderElectionQPS   = 5
+	leaderElectionBurst = 10
+	webhookQPS          = 100
+	webhookBurst        = 200
+)
 
 // addController builds the release controller and the workload webhook, and
 // adds them to the server: the controller starts from a post-start hook, once
-// the server serves the Rollouts it watches through the loopback client.
-func addController(o *ServerOptions, cfg *apiserver.Config) error {
+// the server serves the Rollouts it watches through the loopback client. Its
+// checks join /healthz and /readyz; the channel receives its error if it
+// stops on its own.
+func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error) {
 	hostConfig := cfg.GenericConfig.ClientConfig
 	if hostConfig == nil {
-		return fmt.Errorf("the controller needs the host cluster: set --kubeconfig, run in a cluster, or pass --enable-controller=false")
+		return nil, fmt.Errorf("the controller needs the host cluster: set --kubeconfig, run in a cluster, or pass --enable-controller=false")
 	}
-	kubeClient, err := kubernetes.NewForConfig(rest.CopyConfig(hostConfig))
+	limited := func(base *rest.Config, qps float32, burst int, agent string) *rest.Config {
+		c := rest.CopyConfig(base)
+		c.QPS, c.Burst = qps, burst
+		c.RateLimiter = nil
+		c.UserAgent = rest.DefaultKubernetesUserAgent() + "/" + agent
+		return c
+	}
+	kubeClient, err := kubernetes.NewForConfig(limited(hostConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller"))
 	if err != nil {
-		return fmt.Errorf("building host cluster client: %w", err)
+		return nil, fmt.Errorf("building host cluster client: %w", err)
 	}
-	loopback := rest.CopyConfig(cfg.GenericConfig.LoopbackClientConfig)
+	electionClient, err := kubernetes.NewForConfig(limited(hostConfig, leaderElectionQPS, leaderElectionBurst, "rollout-controller-leader-election"))
+	if err != nil {
+		return nil, fmt.Errorf("building host cluster client for leader election: %w", err)
+	}
+	loopback := limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller")
 	rolloutClient, err := versioned.NewForConfig(loopback)
 	if err != nil {
-		return fmt.Errorf("building loopback rollout client: %w", err)
+		return nil, fmt.Errorf("building loopback rollout client: %w", err)
+	}
+	// The webhook's fresh reads must not wait behind the controller's
+	// requests: its caller, kube-apiserver, gives it a few seconds.
+	webhookClient, err := versioned.NewForConfig(limited(cfg.GenericConfig.LoopbackClientConfig, webhookQPS, webhookBurst, "rollout-workload-webhook"))
+	if err != nil {
+		return nil, fmt.Errorf("building loopback rollout client for the webhook: %w", err)
 	}
 	gatewayClient, err := gwclient.NewForConfig(rest.CopyConfig(hostConfig))
 	if err != nil {
@@ -190,14 +239,15 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 	}
 	identity, err := os.Hostname()
 	if err != nil {
-		return fmt.Errorf("reading hostname for the leader election identity: %w", err)
+		return nil, fmt.Errorf("reading hostname for the leader election identity: %w", err)
 	}
 	recorder := controllermetrics.NewRecorder()
 	ctrl, err := controller.New(controller.Config{
-		RolloutClient: rolloutClient,
-		KubeClient:    kubeClient,
-		GatewayClient: gatewayClient,
-		Workers:       o.Controller.Workers,
+		RolloutClient:        rolloutClient,
+		KubeClient:           kubeClient,
+		LeaderElectionClient: electionClient,
+		GatewayClient:        gatewayClient,
+		Workers:              o.Controller.Workers,
 		Analyzer: &analysis.Analyzer{
 			Prometheus: prometheus.New(prometheus.Options{QueryTimeout: o.Metrics.QueryTimeout, MaxResponseBytes: o.Metrics.MaxResponseBytes}),
 			Addresses:  cfg.ExtraConfig.MetricAddresses,
@@ -215,48 +265,37 @@ func addController(o *ServerOptions, cfg *apiserver.Config) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("building the rollout controller: %w", err)
+		return nil, fmt.Errorf("building the rollout controller: %w", err)
 	}
+	live, ready := ctrl.HealthChecks()
+	cfg.GenericConfig.HealthzChecks = append(cfg.GenericConfig.HealthzChecks, live...)
+	cfg.GenericConfig.LivezChecks = append(cfg.GenericConfig.LivezChecks, live...)
+	cfg.GenericConfig.ReadyzChecks = append(cfg.GenericConfig.ReadyzChecks, ready...)
+	failed := make(chan error, 1)
 	extra := &cfg.ExtraConfig
 	extra.NonAPIHandlers = map[string]http.Handler{
-		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, rolloutClient),
+		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, webhookClient),
 	}
 	extra.PostStartHooks["start-rollout-controller"] = func(hookCtx genericapiserver.PostStartHookContext) error {
-		go runRecovered(hookCtx, "rollout controller", controllerRestartDelay, ctrl.Run)
+		go runController(hookCtx, ctrl.Run, failed)
 		return nil
 	}
-	return nil
+	return failed, nil
 }
 
-// controllerRestartDelay is how long a controller that panicked waits before
-// it runs again.
-const controllerRestartDelay = 5 * time.Second
-
-// runRecovered runs fn until ctx is done, and again after delay whenever it
-// panics. A post-start goroutine's panic would otherwise end the process, and
-// with it the API, the webhook and the embedded etcd that share it.
-func runRecovered(ctx context.Context, name string, delay time.Duration, fn func(context.Context) error) {
-	for {
-		panicked := func() (panicked bool) {
-			defer func() {
-				if r := recover(); r != nil {
-					klog.ErrorS(fmt.Errorf("panic: %v", r), "Recovered a panic; restarting", "component", name, "delay", delay)
-					panicked = true
-				}
-			}()
-			if err := fn(ctx); err != nil {
-				klog.ErrorS(err, "Stopped", "component", name)
-			}
-			return false
-		}()
-		if !panicked {
-			return
+// runController runs the controller and reports on failed why it stopped: an
+// error, or a panic, recovered here because it would otherwise take the API,
+// the webhook and the embedded etcd down with it uncleanly. Instance.Run
+// turns either into a clean shutdown and a non-zero exit.
+func runController(ctx context.Context, run func(context.Context) error, failed chan<- error) {
+	defer func() {
+		if r := recover(); r != nil {
+			klog.ErrorS(fmt.Errorf("panic: %v", r), "Rollout controller panicked")
+			failed <- fmt.Errorf("panic: %v", r)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
+	}()
+	if err := run(ctx); err != nil {
+		failed <- err
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,26 +35,21 @@ func TestFatalEtcdErrorIsReturned(t *testing.T) {
 	}), "a requested stop is clean")
 }
 
-// TestRunRecoveredRestartsAfterPanic: a panic in a post-start goroutine is
-// recovered and the function runs again; the process survives.
-func TestRunRecoveredRestartsAfterPanic(t *testing.T) {
-	var runs atomic.Int32
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runRecovered(context.Background(), "test", time.Millisecond, func(context.Context) error {
-			if runs.Add(1) < 3 {
-				panic("injected")
-			}
-			return nil
-		})
-	}()
+// TestControllerPanicIsFatal: a panic in the controller's post-start
+// goroutine is recovered and reported, so the process stops cleanly and
+// exits non-zero instead of crashing the API and the embedded etcd with it.
+func TestControllerPanicIsFatal(t *testing.T) {
+	failed := make(chan error, 1)
+	runController(context.Background(), func(context.Context) error { panic("injected") }, failed)
 	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("runRecovered did not return after a clean run")
+	case err := <-failed:
+		assert.ErrorContains(t, err, "panic: injected")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the panic was not reported")
 	}
-	assert.Equal(t, int32(3), runs.Load())
+	failed = make(chan error, 1)
+	runController(context.Background(), func(context.Context) error { return nil }, failed)
+	assert.Empty(t, failed, "a clean stop reports nothing")
 }
 
 // TestAlwaysAllowPathsAreAdditive: an operator's

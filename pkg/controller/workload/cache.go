@@ -35,18 +35,16 @@ func (d *Deps) Lookup(object string) (bool, int64, types.UID) {
 		err error
 	)
 	switch kind {
-	case v1beta1.KindDeployment:
-		obj, err = d.Deployments.Deployments(namespace).Get(name)
-	case v1beta1.KindStatefulSet:
-		obj, err = d.StatefulSets.StatefulSets(namespace).Get(name)
-	case v1beta1.KindDaemonSet:
-		obj, err = d.DaemonSets.DaemonSets(namespace).Get(name)
 	case KindReplicaSet:
 		obj, err = d.ReplicaSets.ReplicaSets(namespace).Get(name)
 	case KindPod:
 		obj, err = d.Pods.Pods(namespace).Get(name)
 	default:
-		return false, 0, ""
+		k, kerr := KindOf(kind)
+		if kerr != nil {
+			return false, 0, ""
+		}
+		obj, err = k.Get(d, namespace, name)
 	}
 	if err != nil || obj.GetDeletionTimestamp() != nil {
 		return false, 0, ""
@@ -76,17 +74,11 @@ func SetControlLabel(ctx context.Context, kube kubernetes.Interface, kind, names
 	if err != nil {
 		return fmt.Errorf("encoding label patch: %w", err)
 	}
-	opts := metav1.PatchOptions{}
-	switch kind {
-	case v1beta1.KindDeployment:
-		_, err = kube.AppsV1().Deployments(namespace).Patch(ctx, name, types.MergePatchType, patch, opts)
-	case v1beta1.KindStatefulSet:
-		_, err = kube.AppsV1().StatefulSets(namespace).Patch(ctx, name, types.MergePatchType, patch, opts)
-	case v1beta1.KindDaemonSet:
-		_, err = kube.AppsV1().DaemonSets(namespace).Patch(ctx, name, types.MergePatchType, patch, opts)
-	default:
-		return fmt.Errorf("unsupported workload kind %q", kind)
+	k, err := KindOf(kind)
+	if err != nil {
+		return err
 	}
+	err = k.Patch(ctx, kube, namespace, name, types.MergePatchType, patch)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -21,6 +21,10 @@ import (
 //     RollingUpdate strategy it spreads replicas proportionally over all active
 //     ReplicaSets, which would undo the batches that the controller sets on the
 //     ReplicaSets directly. With Recreate it leaves two active ReplicaSets alone.
+//     A revisionHistoryLimit below 2 is raised to 2: a paused Deployment
+//     deletes old ReplicaSets scaled to zero beyond the limit, and with 0 the
+//     stable ReplicaSet would go once the last step empties it, leaving an
+//     abort nothing to roll back to.
 //   - StatefulSet: a RollingUpdate strategy with partition = replicas.
 //   - DaemonSet: updateStrategy OnDelete.
 //
@@ -41,7 +45,18 @@ type DeploymentOriginal struct {
 	Paused bool `json:"paused"`
 	// Strategy is the original spec.strategy.
 	Strategy appsv1.DeploymentStrategy `json:"strategy"`
+	// RevisionHistoryLimit is the original spec.revisionHistoryLimit, saved
+	// when the hold raised it (HistoryLimitRaised).
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+	// HistoryLimitRaised records that the hold raised the limit, so release
+	// puts RevisionHistoryLimit back (an absent value means unset).
+	HistoryLimitRaised bool `json:"historyLimitRaised,omitempty"`
 }
+
+// heldMinRevisionHistory is the least revisionHistoryLimit of a held
+// Deployment: the stable ReplicaSet and one revision a release replaced
+// mid-way stay while emptied.
+const heldMinRevisionHistory int32 = 2
 
 // StatefulSetOriginal is what the hold replaced on a StatefulSet.
 type StatefulSetOriginal struct {
@@ -136,10 +151,21 @@ func HoldDeployment(old, d *appsv1.Deployment) (bool, error) {
 		if !apiequality.Semantic.DeepEqual(d.Spec.Strategy, old.Spec.Strategy) {
 			orig.Strategy = *d.Spec.Strategy.DeepCopy()
 		}
+		if !apiequality.Semantic.DeepEqual(d.Spec.RevisionHistoryLimit, old.Spec.RevisionHistoryLimit) {
+			orig.RevisionHistoryLimit, orig.HistoryLimitRaised = nil, false
+		}
 	}
 	changed := false
 	if !d.Spec.Paused {
 		d.Spec.Paused, changed = true, true
+	}
+	if limit := d.Spec.RevisionHistoryLimit; limit != nil && *limit < heldMinRevisionHistory {
+		if !orig.HistoryLimitRaised {
+			saved := *limit
+			orig.RevisionHistoryLimit, orig.HistoryLimitRaised = &saved, true
+		}
+		raised := heldMinRevisionHistory
+		d.Spec.RevisionHistoryLimit, changed = &raised, true
 	}
 	if held := heldDeploymentStrategy(); !apiequality.Semantic.DeepEqual(d.Spec.Strategy, held) {
 		d.Spec.Strategy, changed = held, true
@@ -156,6 +182,9 @@ func ReleaseDeployment(d *appsv1.Deployment) bool {
 	orig := OriginalOfDeployment(d)
 	d.Spec.Paused = orig.Paused
 	d.Spec.Strategy = orig.Strategy
+	if orig.HistoryLimitRaised {
+		d.Spec.RevisionHistoryLimit = orig.RevisionHistoryLimit
+	}
 	removeOriginal(d)
 	return true
 }

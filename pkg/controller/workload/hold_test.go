@@ -54,6 +54,50 @@ func TestHoldDeploymentRoundTrip(t *testing.T) {
 	assert.False(t, ReleaseDeployment(d), "releasing twice is a no-op")
 }
 
+// TestHoldDeploymentKeepsStableReplicaSet: a revisionHistoryLimit below 2 is
+// raised while held (a paused Deployment deletes emptied old ReplicaSets
+// beyond it, the stable one among them) and restored exactly on release; a
+// user's change of the limit while held becomes the new original.
+func TestHoldDeploymentKeepsStableReplicaSet(t *testing.T) {
+	limit := func(n int32) *int32 { return &n }
+	tests := []struct {
+		name          string
+		original      *int32
+		userWhileHeld *int32 // nil: no change while held
+		wantHeld      *int32
+		wantReleased  *int32
+	}{
+		{name: "unset stays unset", original: nil, wantHeld: nil, wantReleased: nil},
+		{name: "0 raised, then restored", original: limit(0), wantHeld: limit(2), wantReleased: limit(0)},
+		{name: "1 raised, then restored", original: limit(1), wantHeld: limit(2), wantReleased: limit(1)},
+		{name: "5 left alone", original: limit(5), wantHeld: limit(5), wantReleased: limit(5)},
+		{name: "user sets 0 while held", original: limit(5), userWhileHeld: limit(0), wantHeld: limit(2), wantReleased: limit(0)},
+		{name: "user sets 7 while held", original: limit(0), userWhileHeld: limit(7), wantHeld: limit(7), wantReleased: limit(7)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			original := rollingDeployment()
+			original.Spec.RevisionHistoryLimit = tt.original
+			d := original.DeepCopy()
+			_, err := HoldDeployment(original, d)
+			require.NoError(t, err)
+			if tt.userWhileHeld != nil {
+				old := d.DeepCopy()
+				d.Spec.RevisionHistoryLimit = tt.userWhileHeld
+				_, err = HoldDeployment(old, d)
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tt.wantHeld, d.Spec.RevisionHistoryLimit, "while held")
+			again := d.DeepCopy()
+			changed, err := HoldDeployment(d, again)
+			require.NoError(t, err)
+			assert.False(t, changed, "holding again changes nothing")
+			require.True(t, ReleaseDeployment(d))
+			assert.Equal(t, tt.wantReleased, d.Spec.RevisionHistoryLimit, "after release")
+		})
+	}
+}
+
 func TestHoldDeploymentKeepsUserIntent(t *testing.T) {
 	original := rollingDeployment()
 	original.Spec.Paused = true // the user had paused it before changing the image

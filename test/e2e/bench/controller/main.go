@@ -13,7 +13,10 @@
 // and rollout-apiserver's CPU seconds (/proc/PID/stat utime+stime) and memory (VmRSS,
 // VmHWM) per phase. It prints a Markdown table.
 //
-//	go run ./test/e2e/bench/controller [-n 200] [-replicas 2] [-manual 40]
+//	go run ./test/e2e/bench/controller [-n 200] [-replicas 2] [-manual 40] [-idle 10000]
+//
+// It ends with the goals (total-time ratio, promote latency, webhook latency and refusals,
+// idle memory) beside what the run measured, and the load average: the machine is shared.
 //
 // E2E_RUN_DIR=_output/x reuses (or starts and keeps) a control plane, as for the e2e tests.
 package main
@@ -55,6 +58,7 @@ import (
 
 type options struct {
 	n, replicas, manual, parallel, nice int
+	idle                                int
 	timeout                             time.Duration
 	serverArgs                          string
 }
@@ -72,6 +76,14 @@ type bench struct {
 	mu              sync.Mutex
 	webhookFailures atomic.Int64 // Deployment updates refused because the webhook call failed
 	webhookErrors   []string
+	updateCalls     []time.Duration // round trips of the current phase's Deployment updates
+
+	// figures for the goals table
+	plainTotal, rolloutsTotal     time.Duration
+	plainUpdateP99, webhookP99    time.Duration
+	promotePatchedP99             time.Duration
+	idleRSSBytes                  int64
+	latencyMeasured, idleMeasured bool
 }
 
 // row is one line of the result table.
@@ -84,6 +96,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 200, "Deployments per phase (plain and with Rollouts)")
 	flag.IntVar(&o.replicas, "replicas", 2, "replicas of every Deployment")
 	flag.IntVar(&o.manual, "manual", 40, "Rollouts with a manual step for the promote latency (0 skips)")
+	flag.IntVar(&o.idle, "idle", 0, "idle Rollouts and their Deployments (0 replicas) to create at the end for the memory figure, e.g. 10000 (0 skips)")
 	flag.IntVar(&o.parallel, "parallel", 16, "concurrent client requests when creating and updating")
 	flag.DurationVar(&o.timeout, "timeout", 40*time.Minute, "overall limit")
 	flag.StringVar(&o.serverArgs, "server-args", "", "extra rollout-apiserver flags, space separated")
@@ -168,6 +181,11 @@ func run(o options) (err error) {
 	if o.manual > 0 {
 		if err := b.phaseLatency(ctx); err != nil {
 			return fmt.Errorf("phase step latency: %w", err)
+		}
+	}
+	if o.idle > 0 {
+		if err := b.phaseIdle(ctx); err != nil {
+			return fmt.Errorf("phase idle: %w", err)
 		}
 	}
 	if lost := b.lostLeadership() - lostBefore; lost > 0 {
@@ -260,6 +278,7 @@ func (b *bench) phasePlain(ctx context.Context) error {
 	}
 	before := b.usage()
 	start := time.Now()
+	b.updateCalls = nil
 	if err := b.updateImages(ctx, ns, names, "v2"); err != nil {
 		return err
 	}
@@ -270,8 +289,10 @@ func (b *bench) phasePlain(ctx context.Context) error {
 	}
 	total := time.Since(start)
 	after := b.usage()
+	b.plainTotal, b.plainUpdateP99 = total, pct(b.updateCalls, 99)
 	b.add("plain", "Deployments updated at once", strconv.Itoa(len(names)))
 	b.add("plain", "time to send the updates", dur(updated))
+	b.add("plain", "Deployment update round trip p50 / p99 (no webhook)", fmt.Sprintf("%s / %s", ms(pct(b.updateCalls, 50)), ms(pct(b.updateCalls, 99))))
 	b.add("plain", "time until all rolled out", dur(total))
 	b.add("plain", "per Deployment, update → rolled out p50 / p99", fmt.Sprintf("%s / %s", dur(pct(done, 50)), dur(pct(done, 99))))
 	b.add("plain", "rollout-apiserver CPU", fmt.Sprintf("%.1f s", after.cpu-before.cpu))
@@ -308,10 +329,12 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 		return err
 	}
 	defer w.stop()
+	b.updateCalls = nil
 	if err := b.updateImages(ctx, ns, names, "v2"); err != nil {
 		return err
 	}
 	updated := time.Since(start)
+	b.webhookP99 = pct(b.updateCalls, 99)
 	if len(b.webhookErrors) > 0 {
 		b.notes = append(b.notes, "webhook failures, e.g.: "+b.webhookErrors[0])
 	}
@@ -325,9 +348,11 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	}
 	total := time.Since(start)
 	after := b.usage()
+	b.rolloutsTotal = total
 	b.add("rollouts", "Deployments + Rollouts updated at once", fmt.Sprintf("%d (3 steps: 34%%, 67%%, 100%%, pause 0)", len(names)))
 	b.add("rollouts", "time to send the updates (through the webhook)", dur(updated))
 	b.add("rollouts", "updates refused by a failed webhook call (sent again)", strconv.FormatInt(b.webhookFailures.Load(), 10))
+	b.add("rollouts", "Deployment update round trip p50 / p99 (through the webhook, under controller load)", fmt.Sprintf("%s / %s", ms(pct(b.updateCalls, 50)), ms(pct(b.updateCalls, 99))))
 	b.add("rollouts", "time until all Rollouts Healthy + Succeeded", dur(healthy))
 	b.add("rollouts", "time until all Deployments rolled out", dur(total))
 	b.add("rollouts", "per Rollout, update → Succeeded p50 / p99", fmt.Sprintf("%s / %s", dur(pct(w.doneAt(start), 50)), dur(pct(w.doneAt(start), 99))))
@@ -442,6 +467,7 @@ func (b *bench) phaseLatency(ctx context.Context) error {
 		}
 	}
 	after := b.usage()
+	b.promotePatchedP99, b.latencyMeasured = pct(patched, 99), true
 	b.add("step latency", "promotes (one at a time)", strconv.Itoa(len(names)))
 	b.add("step latency", "POST promote round trip p50 / p99", fmt.Sprintf("%s / %s", ms(pct(promote, 50)), ms(pct(promote, 99))))
 	b.add("step latency", "promote sent → new ReplicaSet scaled p50 / p99", fmt.Sprintf("%s / %s", ms(pct(patched, 50)), ms(pct(patched, 99))))
@@ -565,7 +591,13 @@ func (b *bench) updateImages(ctx context.Context, ns string, names []string, ima
 					return err
 				}
 				d.Spec.Template.Spec.Containers[0].Image = "fake-image:" + image
+				sent := time.Now()
 				_, err = b.kube.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+				if err == nil {
+					b.mu.Lock()
+					b.updateCalls = append(b.updateCalls, time.Since(sent))
+					b.mu.Unlock()
+				}
 				return err
 			})
 			if err == nil || !strings.Contains(err.Error(), "failed calling webhook") || attempt == 5 {
@@ -903,6 +935,61 @@ func dur(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 func ms(d time.Duration) string  { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 func mib(n int64) string         { return fmt.Sprintf("%d MiB", n>>20) }
 
+// phaseIdle creates o.idle Deployments of 0 replicas, each with a Rollout, waits until
+// the controller has labelled them all, and reads rollout-apiserver's memory: what a
+// cluster with that many idle Rollouts costs.
+func (b *bench) phaseIdle(ctx context.Context) error {
+	ns, err := b.namespace(ctx, "bench-idle")
+	if err != nil {
+		return err
+	}
+	names := b.names("idle", b.o.idle)
+	saved := b.o.replicas
+	b.o.replicas = 0
+	err = b.createDeployments(ctx, ns, names)
+	b.o.replicas = saved
+	if err != nil {
+		return err
+	}
+	zero := int32(0)
+	if err := b.createRollouts(ctx, ns, names, []v1beta1.CanaryStep{stepOf("50%", &zero), stepOf("100%", &zero)}); err != nil {
+		return err
+	}
+	if err := b.waitControlled(ctx, ns, names); err != nil {
+		return err
+	}
+	// Let the last status writes and Events settle before reading the memory.
+	time.Sleep(10 * time.Second)
+	u := b.usage()
+	b.idleRSSBytes, b.idleMeasured = u.rss, true
+	b.add("idle", "Rollouts + Deployments (0 replicas) created, all labelled", strconv.Itoa(len(names)))
+	b.add("idle", "rollout-apiserver RSS / peak", mib(u.rss)+" / "+mib(u.hwm))
+	logf("idle: %d Rollouts, RSS %s", len(names), mib(u.rss))
+	return nil
+}
+
+// goals prints the goals beside what this run measured.
+func (b *bench) goals() {
+	fmt.Println("\n| goal | measured | target | met |")
+	fmt.Println("|---|---|---|---|")
+	line := func(goal, measured, target string, met bool) {
+		fmt.Printf("| %s | %s | %s | %v |\n", goal, measured, target, met)
+	}
+	if b.plainTotal > 0 && b.rolloutsTotal > 0 {
+		ratio := b.rolloutsTotal.Seconds() / b.plainTotal.Seconds()
+		line("total time, Rollouts / plain Deployments", fmt.Sprintf("%.2f× (%s / %s)", ratio, dur(b.rolloutsTotal), dur(b.plainTotal)), "≤ 1.3×", ratio <= 1.3)
+	}
+	if b.latencyMeasured {
+		line("promote → workload patched p99", ms(b.promotePatchedP99), "≤ 200 ms", b.promotePatchedP99 <= 200*time.Millisecond)
+	}
+	line("Deployment update through the webhook p99, under controller load", fmt.Sprintf("%s (no webhook: %s)", ms(b.webhookP99), ms(b.plainUpdateP99)), "≤ 100 ms", b.webhookP99 <= 100*time.Millisecond)
+	line("updates refused by a failed webhook call", strconv.FormatInt(b.webhookFailures.Load(), 10), "0", b.webhookFailures.Load() == 0)
+	if b.idleMeasured {
+		line(fmt.Sprintf("RSS with %d idle Rollouts + Deployments", b.o.idle), mib(b.idleRSSBytes), "≤ 300 MiB", b.idleRSSBytes <= 300<<20)
+	}
+	fmt.Printf("\nload average (1/5/15 min) now: %s\n", loadAvg())
+}
+
 func (b *bench) add(phase, metric, value string) {
 	b.rows = append(b.rows, row{phase, metric, value})
 }
@@ -930,6 +1017,7 @@ func (b *bench) report() {
 	for _, n := range b.notes {
 		fmt.Printf("\nnote: %s\n", n)
 	}
+	b.goals()
 }
 
 func memTotal() string {

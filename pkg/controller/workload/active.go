@@ -1,0 +1,54 @@
+package workload
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+)
+
+// This file is the one definition of "the active Rollout of a workload",
+// shared by the controller (which labels, holds and releases the workload)
+// and the admission webhook (which holds it on a new revision), so the two
+// never disagree about whether a workload is under a Rollout.
+
+// Active reports whether a Rollout acts on its workload: it is neither
+// disabled nor being deleted.
+func Active(ro *v1beta1.Rollout) bool {
+	return !ro.Spec.Disabled && ro.DeletionTimestamp == nil
+}
+
+// References reports whether a Rollout's workloadRef names the apps/v1
+// workload kind/name (in the Rollout's own namespace).
+func References(ro *v1beta1.Rollout, kind, name string) bool {
+	ref := ro.Spec.WorkloadRef
+	if ref.Kind != kind || ref.Name != name {
+		return false
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	return err == nil && gv.Group == "apps"
+}
+
+// ActiveRollout returns the Rollout that acts on the workload kind/name among
+// rollouts (all of one namespace): the oldest active one that references it,
+// ties broken by name; nil when there is none. Any other active Rollout of
+// the same workload is a conflict and must stay out of the way.
+func ActiveRollout(rollouts []*v1beta1.Rollout, kind, name string) *v1beta1.Rollout {
+	var active *v1beta1.Rollout
+	for _, ro := range rollouts {
+		if !Active(ro) || !References(ro, kind, name) {
+			continue
+		}
+		if active == nil || olderThan(ro, active) {
+			active = ro
+		}
+	}
+	return active
+}
+
+// olderThan orders Rollouts of one workload: earlier creation first, then name.
+func olderThan(a, b *v1beta1.Rollout) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
