@@ -277,6 +277,9 @@ func (d *dashboard) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
+	// Send the headers now: the page's EventSource counts as connected only then.
+	w.WriteHeader(http.StatusOK)
+	flusher.Flush()
 	ch := make(chan []byte, 8)
 	d.mu.Lock()
 	d.clients[ch] = struct{}{}
