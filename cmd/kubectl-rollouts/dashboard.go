@@ -220,7 +220,7 @@ func (d *dashboard) handleDetail(w http.ResponseWriter, r *http.Request) {
 	steps := stepsOf(ro)
 	for i := range steps {
 		line := stepLine(ro, steps, i)
-		_, text, _ := strings.Cut(line, " ") // drop the mark; the page draws its own
+		_, text, _ := strings.Cut(line, "  ") // drop "mark N"; the page draws its own
 		det.Steps = append(det.Steps, stepDetail{Index: i + 1, Mark: markNames[stepStatus(ro, i)], Text: text})
 	}
 	var tree strings.Builder

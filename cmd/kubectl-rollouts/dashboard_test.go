@@ -75,6 +75,7 @@ func TestDashboardAPI(t *testing.T) {
 	steps := det["steps"].([]any)
 	require.Len(t, steps, 3)
 	assert.Equal(t, "current", steps[1].(map[string]any)["mark"])
+	assert.Equal(t, "replicas 50%  traffic 50%  pause 30s  checks error-rate Running 2/3 last=0.01  ← StepPaused", steps[1].(map[string]any)["text"])
 
 	res, err = http.Get(srv.URL + "/api/rollouts/demo/nope")
 	require.NoError(t, err)

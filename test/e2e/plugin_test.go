@@ -305,7 +305,7 @@ func (s *scenario) screenshot(ctx context.Context) []byte {
 	s.t.Helper()
 	c, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	png, err := chromedp.Run(c, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
 	if err != nil {
 		s.t.Fatalf("browser: screenshot: %v", err)
 	}
