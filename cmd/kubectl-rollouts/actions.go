@@ -104,11 +104,7 @@ func newActionCommand(o *options, a action, bind func(cmd *cobra.Command, p *act
 		Args:              exactlyOneName(a.name),
 		ValidArgsFunction: o.completeRollouts,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ro, _, err := o.clients()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			ro, _, ns, err := o.setup()
 			if err != nil {
 				return err
 			}

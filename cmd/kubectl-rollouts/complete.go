@@ -12,11 +12,7 @@ func (o *options) completeRollouts(cmd *cobra.Command, args []string, prefix str
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	ro, _, err := o.clients()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	ns, err := o.namespace()
+	ro, _, ns, err := o.setup()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}
@@ -24,13 +20,22 @@ func (o *options) completeRollouts(cmd *cobra.Command, args []string, prefix str
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}
-	var names []string
+	names := make([]string, 0, len(list.Items))
 	for _, r := range list.Items {
-		if strings.HasPrefix(r.Name, prefix) {
-			names = append(names, r.Name)
+		names = append(names, r.Name)
+	}
+	return withPrefix(names, prefix), cobra.ShellCompDirectiveNoFileComp
+}
+
+// withPrefix keeps the names that start with prefix.
+func withPrefix(names []string, prefix string) []string {
+	var out []string
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
 		}
 	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+	return out
 }
 
 // completeNamespaces completes -n with the cluster's namespaces.
@@ -43,11 +48,9 @@ func (o *options) completeNamespaces(cmd *cobra.Command, _ []string, prefix stri
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}
-	var names []string
+	names := make([]string, 0, len(list.Items))
 	for _, n := range list.Items {
-		if strings.HasPrefix(n.Name, prefix) {
-			names = append(names, n.Name)
-		}
+		names = append(names, n.Name)
 	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+	return withPrefix(names, prefix), cobra.ShellCompDirectiveNoFileComp
 }

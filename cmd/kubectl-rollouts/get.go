@@ -53,11 +53,7 @@ of the Rollout's state instead.`,
 
 // printTrees prints the tree of one Rollout, or of every Rollout in the namespace.
 func (o *options) printTrees(ctx context.Context, out io.Writer, name string) error {
-	ro, kube, err := o.clients()
-	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
+	ro, kube, ns, err := o.setup()
 	if err != nil {
 		return err
 	}
@@ -97,11 +93,7 @@ func isTerminal(w io.Writer) bool {
 
 // watchTree redraws the tree of one Rollout at every change until interrupted.
 func (o *options) watchTree(ctx context.Context, name string) error {
-	ro, kube, err := o.clients()
-	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
+	ro, kube, ns, err := o.setup()
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,7 @@ limited time (one hour by default), so older releases show only the revision.`,
 		Args:              exactlyOneName("history"),
 		ValidArgsFunction: o.completeRollouts,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ro, kube, err := o.clients()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			ro, kube, ns, err := o.setup()
 			if err != nil {
 				return err
 			}

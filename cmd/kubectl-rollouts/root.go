@@ -70,6 +70,16 @@ func (o *options) clients() (versioned.Interface, kubernetes.Interface, error) {
 	return o.ro, o.kube, nil
 }
 
+// setup is clients() and namespace(), what most commands start with.
+func (o *options) setup() (versioned.Interface, kubernetes.Interface, string, error) {
+	ro, kube, err := o.clients()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	ns, err := o.namespace()
+	return ro, kube, ns, err
+}
+
 // namespace is -n, else the kubeconfig context's namespace, else "default".
 func (o *options) namespace() (string, error) {
 	ns, _, err := o.flags.ToRawKubeConfigLoader().Namespace()

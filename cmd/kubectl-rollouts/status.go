@@ -81,11 +81,7 @@ func progressLine(r *v1beta1.Rollout) string {
 
 // waitStatus follows the Rollout until judge says it is done, or the timeout.
 func (o *options) waitStatus(ctx context.Context, name string, timeout time.Duration) error {
-	ro, kube, err := o.clients()
-	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
+	ro, kube, ns, err := o.setup()
 	if err != nil {
 		return err
 	}

@@ -33,11 +33,7 @@ fast rollback. Needs the right to update the workload (like kubectl rollout undo
 			if toRevision < 0 {
 				return fmt.Errorf("--to-revision must be a revision number (see kubectl rollouts history %s), got %d", args[0], toRevision)
 			}
-			ro, kube, err := o.clients()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			ro, kube, ns, err := o.setup()
 			if err != nil {
 				return err
 			}
