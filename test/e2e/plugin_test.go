@@ -100,8 +100,8 @@ func pluginCommands(t *testing.T) {
 	s.expectSucceeded()
 	s.expectPods(pods{"app:v1": 4})
 	s.expectWorkloadOn(stableImage)
-	s.expectPlugin(0, []string{"Deployment web set to the template of revision 2 (app:v2)"}, "undo", "web", "--to-revision", "2")
 	s.w.expectRelease("app:v2")
+	s.expectPlugin(0, []string{"Deployment web set to the template of revision 2 (app:v2)"}, "undo", "web", "--to-revision", "2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
 }
 
