@@ -22,7 +22,6 @@ const (
 	exitOK      = 0
 	exitFailed  = 1 // an error, or (status) a release that was aborted or cancelled
 	exitTimeout = 2 // (status) the release did not finish within --timeout
-	exitUsage   = 3 // (status) bad arguments; other commands use exitFailed for those too
 )
 
 // exitError carries an exit code other than exitFailed out of a command.
