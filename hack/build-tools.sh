@@ -141,4 +141,5 @@ build_kwok
 build_kubernetes
 "${ROOT_DIR}/hack/install-crds.sh" --download
 "${ROOT_DIR}/hack/build-prometheus.sh"
+"${ROOT_DIR}/hack/install-browser-tools.sh" || log "WARNING: the kubectl plugin's e2e tests will fail until chromium and tmux are installed (see above)"
 log "tools ready in ${BIN_DIR} ($(elapsed "${total_start}")): $(cd "${BIN_DIR}" && echo *)"
