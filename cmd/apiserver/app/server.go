@@ -160,6 +160,14 @@ func runUntilFatal(ctx context.Context, fatal <-chan error, serve func(context.C
 	return err
 }
 
+// stopEtcd stops the embedded etcd, if this instance started one.
+func (i *Instance) stopEtcd() {
+	if i.etcd != nil {
+		i.etcd.Stop()
+		i.etcd = nil
+	}
+}
+
 // NewServer builds the API server from options whose etcd servers are final.
 // The channel receives the error of the embedded controller if it stops on
 // its own (nil without a controller).
@@ -170,7 +178,7 @@ func NewServer(o *ServerOptions) (*apiserver.Server, <-chan error, error) {
 	}
 	addresses, err := o.AddressPolicy()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &apiserver.Config{GenericConfig: genericConfig}
 	cfg.ExtraConfig.MetricAddresses = addresses
@@ -235,7 +243,7 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	}
 	gatewayClient, err := gwclient.NewForConfig(rest.CopyConfig(hostConfig))
 	if err != nil {
-		return fmt.Errorf("building Gateway API client: %w", err)
+		return nil, fmt.Errorf("building Gateway API client: %w", err)
 	}
 	identity, err := os.Hostname()
 	if err != nil {
