@@ -398,11 +398,6 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
-	if err := s.AddConversionFunc((*rollout.CanaryStrategy)(nil), (*CanaryStrategy)(nil), func(a, b interface{}, scope conversion.Scope) error {
-		return Convert_rollout_CanaryStrategy_To_v1alpha1_CanaryStrategy(a.(*rollout.CanaryStrategy), b.(*CanaryStrategy), scope)
-	}); err != nil {
-		return err
-	}
 	if err := s.AddGeneratedConversionFunc((*TrafficStatus)(nil), (*rollout.TrafficStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1alpha1_TrafficStatus_To_rollout_TrafficStatus(a.(*TrafficStatus), b.(*rollout.TrafficStatus), scope)
 	}); err != nil {
@@ -410,6 +405,11 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*rollout.TrafficStatus)(nil), (*TrafficStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_rollout_TrafficStatus_To_v1alpha1_TrafficStatus(a.(*rollout.TrafficStatus), b.(*TrafficStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddConversionFunc((*rollout.CanaryStrategy)(nil), (*CanaryStrategy)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_rollout_CanaryStrategy_To_v1alpha1_CanaryStrategy(a.(*rollout.CanaryStrategy), b.(*CanaryStrategy), scope)
 	}); err != nil {
 		return err
 	}
