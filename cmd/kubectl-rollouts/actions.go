@@ -26,6 +26,20 @@ type action struct {
 type actionParams struct {
 	Full   bool   `json:"full,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// StepIndex and CanaryRevision are what the user saw (the dashboard sends
+	// the step it showed); when StepIndex is unset, do reads the Rollout just
+	// before the action. Either way they travel as the action's preconditions,
+	// so a promote meant for one step can never move the release past another.
+	StepIndex      *int32 `json:"stepIndex,omitempty"`
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+}
+
+// preconditions are the action's preconditions from what the user saw.
+func (p actionParams) preconditions() *v1beta1.ActionPreconditions {
+	if p.StepIndex == nil && p.CanaryRevision == "" {
+		return nil
+	}
+	return &v1beta1.ActionPreconditions{StepIndex: p.StepIndex, CanaryRevision: p.CanaryRevision}
 }
 
 // actions are the four subresources, shared by the commands and the dashboard.
@@ -37,7 +51,7 @@ var actions = map[string]action{
 remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" on
 "rollouts/promote" (role rollout-promoter), not the right to edit the Rollout.`,
 		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Promote(ctx, name, &v1beta1.RolloutPromote{Full: p.Full}, metav1.CreateOptions{})
+			return c.RolloutV1beta1().Rollouts(ns).Promote(ctx, name, &v1beta1.RolloutPromote{Full: p.Full, Preconditions: p.preconditions()}, metav1.CreateOptions{})
 		},
 		done: func(after *v1beta1.Rollout, p actionParams) string {
 			what := "promoted"
@@ -54,8 +68,8 @@ remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" 
 		name:  "pause",
 		short: "Stop a release where it is",
 		long:  `Stop the release where it is (sets spec.strategy.paused through POST rollouts/NAME/pause).`,
-		post: func(ctx context.Context, c versioned.Interface, ns, name string, _ actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Pause(ctx, name, &v1beta1.RolloutPause{}, metav1.CreateOptions{})
+		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
+			return c.RolloutV1beta1().Rollouts(ns).Pause(ctx, name, &v1beta1.RolloutPause{Preconditions: p.preconditions()}, metav1.CreateOptions{})
 		},
 		done: func(_ *v1beta1.Rollout, _ actionParams) string { return "paused" },
 	},
@@ -63,8 +77,8 @@ remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" 
 		name:  "resume",
 		short: "Resume a paused release",
 		long:  `Resume a release stopped by pause (POST rollouts/NAME/resume).`,
-		post: func(ctx context.Context, c versioned.Interface, ns, name string, _ actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Resume(ctx, name, &v1beta1.RolloutResume{}, metav1.CreateOptions{})
+		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
+			return c.RolloutV1beta1().Rollouts(ns).Resume(ctx, name, &v1beta1.RolloutResume{Preconditions: p.preconditions()}, metav1.CreateOptions{})
 		},
 		done: func(_ *v1beta1.Rollout, _ actionParams) string { return "resumed" },
 	},
@@ -74,7 +88,7 @@ remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" 
 		long: `Abort the release in progress: traffic goes back to the stable revision first, then the
 workload. The reason is recorded in status.abort.message (POST rollouts/NAME/abort).`,
 		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Abort(ctx, name, &v1beta1.RolloutAbort{Reason: p.Reason}, metav1.CreateOptions{})
+			return c.RolloutV1beta1().Rollouts(ns).Abort(ctx, name, &v1beta1.RolloutAbort{Reason: p.Reason, Preconditions: p.preconditions()}, metav1.CreateOptions{})
 		},
 		done: func(after *v1beta1.Rollout, _ actionParams) string {
 			if pa := after.Status.PendingAction; pa != nil {
@@ -87,6 +101,16 @@ workload. The reason is recorded in status.abort.message (POST rollouts/NAME/abo
 
 // do sends the action and returns the sentence to print, or an explained error.
 func (a action) do(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (string, *v1beta1.Rollout, error) {
+	if p.StepIndex == nil && (a.name == "promote" || a.name == "abort") {
+		// Promote and abort act on a step: name the one the user is looking at.
+		seen, err := c.RolloutV1beta1().Rollouts(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", nil, explain(err, "get", "rollouts", ns, name)
+		}
+		if i := seen.Status.CurrentStepIndex; i > 0 {
+			p.StepIndex = &i
+		}
+	}
 	after, err := a.post(ctx, c, ns, name, p)
 	if err != nil {
 		// Every action is RBAC verb "create" on its subresource.

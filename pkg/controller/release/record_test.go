@@ -175,8 +175,7 @@ func faultScenarios() []scenario {
 			ro := e.ro()
 			require.NotNil(t, ro.Status.Abort, "the abort reason is never lost")
 			assert.Equal(t, v1beta1.AbortReasonProgressDeadline, ro.Status.Abort.Reason)
-			assert.Equal(t, v1beta1.ProgressingReasonAborted, progressingReason(&ro.Status))
-			assert.Equal(t, "v1", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image)
+			assertAbortedOnStable(t, e)
 		},
 	}, {
 		name:    "failed metric check",
@@ -190,10 +189,20 @@ func faultScenarios() []scenario {
 			ro := e.ro()
 			require.NotNil(t, ro.Status.Abort, "the abort reason is never lost")
 			assert.Equal(t, v1beta1.AbortReasonMetricCheck, ro.Status.Abort.Reason)
-			assert.Equal(t, v1beta1.ProgressingReasonAborted, progressingReason(&ro.Status))
-			assert.Equal(t, "v1", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image)
+			assertAbortedOnStable(t, e)
 		},
 	}}
+}
+
+// assertAbortedOnStable: an abort keeps the workload's template as its owner
+// wrote it and every pod on the stable revision.
+func assertAbortedOnStable(t *testing.T, e *env) {
+	t.Helper()
+	ro := e.ro()
+	assert.Equal(t, v1beta1.RolloutPhaseAborted, ro.Status.Phase)
+	assert.Equal(t, v1beta1.ProgressingReasonAborted, progressingReason(&ro.Status))
+	assert.Equal(t, "v2", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image, "the template stays as written")
+	assert.Equal(t, map[string]int32{"v1": 4, "v2": 0}, e.replicaSets())
 }
 
 // TestOneFailedStatusWriteAtEveryPosition fails the n-th status write of each
@@ -239,21 +248,23 @@ func TestDeadlineAbortIsRecordedBeforeRollback(t *testing.T) {
 	e.settle()
 	e.c.Clock.Step(31 * time.Second)
 
+	before := e.replicaSets()
 	e.c.FailStatusWrites(fakecluster.FaultConflict)
 	require.Error(t, e.trySync())
-	assert.Equal(t, "v2", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image, "nothing rolled back by a pass whose record failed")
+	e.c.Settle()
+	assert.Equal(t, before, e.replicaSets(), "nothing rolled back by a pass whose record failed")
 
 	require.NoError(t, e.trySync())
+	e.c.Settle()
 	got := e.ro()
 	require.NotNil(t, got.Status.Abort)
 	assert.Equal(t, v1beta1.AbortReasonProgressDeadline, got.Status.Abort.Reason)
-	assert.Equal(t, "v2", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image, "the pass that records the abort does not act on it")
+	assert.Equal(t, before, e.replicaSets(), "the pass that records the abort does not act on it")
 
 	e.settle()
 	got = e.ro()
-	assert.Equal(t, v1beta1.ProgressingReasonAborted, progressingReason(&got.Status))
 	assert.Contains(t, got.Status.Message, "ProgressDeadlineExceeded")
-	assert.Equal(t, "v1", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image)
+	assertAbortedOnStable(t, e)
 }
 
 // TestTimedPauseNeverEndsEarly: status keeps whole seconds, so a pause
@@ -273,30 +284,4 @@ func TestTimedPauseNeverEndsEarly(t *testing.T) {
 	e.c.Clock.SetTime(paused.Add(11 * time.Second))
 	e.settle()
 	assert.Equal(t, v1beta1.RolloutPhaseHealthy, e.ro().Status.Phase)
-}
-
-// TestProgressDeadlineDuringFinalisation: a release whose last pods never
-// become ready while it finalises is aborted like a stuck step.
-func TestProgressDeadlineDuringFinalisation(t *testing.T) {
-	ro := webRollout(fakecluster.Step("1", 0), fakecluster.Step("100%", -1))
-	deadline := int32(30)
-	ro.Spec.ProgressDeadlineSeconds = &deadline
-	e := newEnv(t, ro, webDeployment())
-	e.settle()
-	e.c.SetImage(v1beta1.KindDeployment, "web", "v2", true)
-	e.settle()
-	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1, Full: true})
-	e.c.Unready[workload.ComputeHash(&e.c.Deployment("web").Spec.Template, nil)] = 3
-	e.settle()
-	got := e.ro()
-	require.Equal(t, v1beta1.ProgressingReasonFinalising, progressingReason(&got.Status), "%+v", got.Status)
-	require.Nil(t, got.Status.Abort)
-
-	e.c.Clock.Step(31 * time.Second)
-	e.settle()
-	got = e.ro()
-	require.NotNil(t, got.Status.Abort)
-	assert.Equal(t, v1beta1.AbortReasonProgressDeadline, got.Status.Abort.Reason)
-	assert.Contains(t, got.Status.Abort.Message, "finalisation stage")
-	assert.Equal(t, "v1", e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image)
 }

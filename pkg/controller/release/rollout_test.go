@@ -117,6 +117,7 @@ func (e *env) request(action v1beta1.RolloutActionRequest) {
 	action.RequestedBy = "alice"
 	action.RequestedAt = metav1.NewTime(e.c.Clock.Now())
 	ro.Status.PendingAction = &action
+	defer e.c.HoldFaults()()
 	_, err := e.c.Rollouts.RolloutV1beta1().Rollouts(ro.Namespace).UpdateStatus(context.Background(), ro, metav1.UpdateOptions{})
 	require.NoError(e.t, err)
 	e.c.Refresh()

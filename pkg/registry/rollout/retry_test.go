@@ -83,20 +83,20 @@ func TestRetry(t *testing.T) {
 			name:     "a retry meant for another step is refused with both steps named",
 			r:        aborted,
 			request:  &rollout.RolloutRetry{Preconditions: &rollout.ActionPreconditions{StepIndex: ptr.To[int32](1)}},
-			conflict: `the request is for step 1, the Rollout is at step 2 of revision "5d8f7c9b"`,
+			conflict: `the request was for step 1, but the Rollout is at step 2`,
 		},
 		{
 			name:     "a retry meant for another revision is refused",
 			r:        aborted,
 			request:  &rollout.RolloutRetry{Preconditions: &rollout.ActionPreconditions{CanaryRevision: "0000aaaa"}},
-			conflict: `the request is for revision "0000aaaa"`,
+			conflict: `canary revision "0000aaaa", but the Rollout is at step 2`,
 		},
 	})
 }
 
 func TestRetryBadBodies(t *testing.T) {
 	assert.IsType(t, &rollout.RolloutRetry{}, retryAction{}.newRequest())
-	errs := retryAction{}.validate(&rollout.RolloutRetry{Preconditions: &rollout.ActionPreconditions{StepIndex: ptr.To[int32](0)}})
+	errs := retryAction{}.validate(&rollout.RolloutRetry{Preconditions: &rollout.ActionPreconditions{StepIndex: ptr.To[int32](-1)}})
 	require.Len(t, errs, 1)
 	assert.Equal(t, "preconditions.stepIndex", errs[0].Field)
 

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 )
@@ -165,12 +166,22 @@ func fullAlpha(workload string) v1alpha1.RolloutSpec {
 func withBetaDefaults(s v1beta1.RolloutSpec) v1beta1.RolloutSpec {
 	m := &s.Strategy.Canary.Analysis.Metrics[0]
 	m.Interval, m.Count = metav1.Duration{Duration: 30 * time.Second}, 1
+	for _, a := range []*v1beta1.RolloutAnalysis{s.Strategy.Canary.Analysis, s.Strategy.Canary.Steps[1].Analysis} {
+		for i := range a.Metrics {
+			a.Metrics[i].ConsecutiveErrorLimit = ptr.To[int32](rollout.DefaultConsecutiveErrorLimit)
+		}
+	}
 	return s
 }
 
 func withAlphaDefaults(s v1alpha1.RolloutSpec) v1alpha1.RolloutSpec {
 	m := &s.Strategy.Canary.Analysis.Metrics[0]
 	m.Interval, m.Count = metav1.Duration{Duration: 30 * time.Second}, 1
+	for _, a := range []*v1alpha1.RolloutAnalysis{s.Strategy.Canary.Analysis, s.Strategy.Canary.Steps[1].Analysis} {
+		for i := range a.Metrics {
+			a.Metrics[i].ConsecutiveErrorLimit = ptr.To[int32](rollout.DefaultConsecutiveErrorLimit)
+		}
+	}
 	return s
 }
 

@@ -32,10 +32,10 @@ func TestRetry(t *testing.T) {
 
 	_, err = rollouts(ns).Retry(ctx, "web", &v1beta1.RolloutRetry{Preconditions: &v1beta1.ActionPreconditions{StepIndex: ptr.To[int32](1)}}, metav1.CreateOptions{})
 	require.True(t, apierrors.IsConflict(err), "stale precondition: got %v", err)
-	assert.Contains(t, err.Error(), `the request is for step 1, the Rollout is at step 2 of revision "5d8f7c9b"`)
+	assert.Contains(t, err.Error(), `the request was for step 1, but the Rollout is at step 2 (StepPaused) of canary revision "5d8f7c9b"`)
 
-	_, err = rollouts(ns).Retry(ctx, "web", &v1beta1.RolloutRetry{Preconditions: &v1beta1.ActionPreconditions{StepIndex: ptr.To[int32](0)}}, metav1.CreateOptions{})
-	require.True(t, apierrors.IsInvalid(err), "stepIndex 0: got %v", err)
+	_, err = rollouts(ns).Retry(ctx, "web", &v1beta1.RolloutRetry{Preconditions: &v1beta1.ActionPreconditions{StepIndex: ptr.To[int32](-1)}}, metav1.CreateOptions{})
+	require.True(t, apierrors.IsInvalid(err), "stepIndex -1: got %v", err)
 	assert.Contains(t, err.Error(), "preconditions.stepIndex")
 
 	got, err := rollouts(ns).Retry(ctx, "web", &v1beta1.RolloutRetry{Preconditions: &v1beta1.ActionPreconditions{

@@ -59,7 +59,7 @@ func TestTableOutput(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"NAME", "STATUS", "STEP", "STATE", "MESSAGE", "AGE"}, columns)
-	assert.Equal(t, []string{"WORKLOAD", "CANARY-REVISION", "TRAFFIC"}, wide)
+	assert.Equal(t, []string{"WORKLOAD", "CANARY-REVISION", "TRAFFIC", "ANALYSIS"}, wide)
 	assert.NotEmpty(t, table.ResourceVersion)
 
 	require.Len(t, table.Rows, 2, "one row per Rollout")
@@ -72,9 +72,9 @@ func TestTableOutput(t *testing.T) {
 	require.Contains(t, rows, "idle")
 	require.Contains(t, rows, "web")
 	assert.Equal(t, []interface{}{"idle", "Initial", "-", "-", ""}, rows["idle"][:5])
-	assert.Equal(t, []interface{}{"Deployment/idle", "-", "-"}, rows["idle"][6:])
+	assert.Equal(t, []interface{}{"Deployment/idle", "-", "-", "-"}, rows["idle"][6:])
 	assert.Equal(t, []interface{}{"web", "Progressing", "1/3", "StepPaused", "waiting for promote"}, rows["web"][:5])
-	assert.Equal(t, []interface{}{"Deployment/web", "5d8f7c9b", "20%"}, rows["web"][6:])
+	assert.Equal(t, []interface{}{"Deployment/web", "5d8f7c9b", "20%", "-"}, rows["web"][6:])
 	assert.NotEmpty(t, rows["web"][5], "AGE")
 
 	// One Rollout is one row.

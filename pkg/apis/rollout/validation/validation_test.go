@@ -808,7 +808,7 @@ func TestValidateActions(t *testing.T) {
 	step := func(i int32) *rollout.ActionPreconditions { return &rollout.ActionPreconditions{StepIndex: &i} }
 	assert.Empty(t, ValidateRolloutRetry(&rollout.RolloutRetry{}))
 	assert.Empty(t, ValidateRolloutRetry(&rollout.RolloutRetry{Preconditions: step(1)}))
-	assert.Equal(t, []string{want(invalid, "preconditions.stepIndex")}, errorsOf(ValidateRolloutRetry(&rollout.RolloutRetry{Preconditions: step(0)})))
+	assert.Equal(t, []string{want(invalid, "preconditions.stepIndex")}, errorsOf(ValidateRolloutRetry(&rollout.RolloutRetry{Preconditions: step(-1)})))
 	assert.Equal(t, []string{want(tooLong, "preconditions.canaryRevision")}, errorsOf(ValidateRolloutRetry(&rollout.RolloutRetry{
 		Preconditions: &rollout.ActionPreconditions{CanaryRevision: strings.Repeat("a", MaxRevisionLength+1)}})))
 	assert.Equal(t, []string{want(invalid, "metadata.name")}, errorsOf(ValidateRolloutRetry(&rollout.RolloutRetry{ObjectMeta: named("a_b")})))

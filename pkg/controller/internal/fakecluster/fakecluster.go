@@ -89,6 +89,14 @@ func (c *Cluster) FailStatusWrites(faults ...Fault) {
 	c.faults = append(c.faults, faults...)
 }
 
+// HoldFaults takes the queued faults away until the returned function puts
+// them back, for a test's own writes, which the faults are not meant for.
+func (c *Cluster) HoldFaults() (restore func()) {
+	held := c.faults
+	c.faults = nil
+	return func() { c.faults = append(held, c.faults...) }
+}
+
 var rolloutResource = v1beta1.SchemeGroupVersion.WithResource("rollouts")
 
 // rolloutWrite makes the fake Rollout API answer updates like the real one:
