@@ -164,6 +164,9 @@ func (s *scenario) scaleDeployment(replicas int32) {
 	if _, err := s.env.c.Client.AppsV1().Deployments(s.ns).Patch(ctx, s.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		s.t.Fatalf("scale to %d: %v", replicas, err)
 	}
+	if s.w != nil {
+		s.w.scaled(int(replicas))
+	}
 	s.logf("scaled the Deployment to %d", replicas)
 }
 

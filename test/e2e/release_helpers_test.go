@@ -1123,8 +1123,11 @@ type podWatcher struct {
 	maxNew        int
 	maxTotal      int
 	lastRev       string // canaryRevision in the last Rollout status
-	states        []roState
-	pinned        int // states[:pinned] belong to earlier releases
+	// finalising: the release's steps are done and finalisation brings every
+	// pod to the new revision, whatever the last step's share was.
+	finalising bool
+	states     []roState
+	pinned     int // states[:pinned] belong to earlier releases
 }
 
 type roState struct {
@@ -1220,6 +1223,7 @@ func (w *podWatcher) expectRelease(image string) {
 		w.staleRevision = w.lastRev
 	}
 	w.newImage = image
+	w.finalising = false
 	w.testAllowed, w.statusAllowed = 1, 0
 	w.pinned = len(w.states)
 }
@@ -1228,6 +1232,17 @@ func (w *podWatcher) allowStep(step int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.testAllowed = max(w.testAllowed, min(step, len(w.targets)))
+}
+
+// scaled tells the watcher the workload's new replica count (a user's scale):
+// its bounds follow, as the workload controller's do.
+func (w *podWatcher) scaled(replicas int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, t := range w.targets {
+		w.targets[i] = t * replicas / max(w.replicas, 1)
+	}
+	w.replicas = replicas
 }
 
 // allowAll lifts the step limit: promote full, or the workload handed back to its own strategy.
@@ -1245,6 +1260,9 @@ func (w *podWatcher) boundLocked() int {
 	a := w.allowedLocked()
 	if a == 0 {
 		return 0
+	}
+	if w.finalising {
+		return w.replicas
 	}
 	return w.targets[a-1]
 }
@@ -1285,6 +1303,7 @@ func (w *podWatcher) observeRollout(obj any) {
 		}
 		if rec.reason == v1beta1.ProgressingReasonFinalising {
 			a = n
+			w.finalising = true
 		}
 		w.statusAllowed = max(w.statusAllowed, min(a, n))
 	}
