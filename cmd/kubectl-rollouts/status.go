@@ -55,6 +55,10 @@ func judge(r *v1beta1.Rollout, w *workloadInfo) verdict {
 	switch {
 	case st.Phase == v1beta1.RolloutPhaseDisabled:
 		return verdict{true, exitOK, "the Rollout is disabled; the workload's own strategy releases it"}
+	case st.Phase == v1beta1.RolloutPhaseAborted && st.ObservedGeneration >= r.Generation && st.PendingAction == nil:
+		// Aborted holds the workload on its stable revision until the template
+		// changes or the release is retried: for CI the release has failed.
+		return verdict{true, exitFailed, "release aborted: " + st.Message}
 	case st.Phase != v1beta1.RolloutPhaseHealthy:
 		return verdict{}
 	case st.ObservedGeneration < r.Generation:
