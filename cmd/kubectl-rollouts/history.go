@@ -52,7 +52,8 @@ func outcomes(rel *release) map[string]*releaseOutcome {
 	for _, rev := range rel.Revisions {
 		o := &releaseOutcome{}
 		for _, e := range rel.Events { // newest first
-			if !strings.Contains(e.Message, "revision "+rev.ID) {
+			// "Revision X of … is released" starts a sentence; the rest say "revision X".
+			if !strings.Contains(strings.ToLower(e.Message), "revision "+strings.ToLower(rev.ID)) {
 				continue
 			}
 			switch e.Reason {
@@ -60,7 +61,7 @@ func outcomes(rel *release) map[string]*releaseOutcome {
 				if o.result == "" {
 					o.result, o.at = "released", e.Last
 				}
-			case "RolledBack":
+			case "RolledBack", "Aborted":
 				if o.result == "" && strings.Contains(e.Message, "release of revision "+rev.ID) {
 					o.result, o.at = "aborted", e.Last
 				}

@@ -133,6 +133,26 @@ func (s *scenario) expectPlugin(code int, want []string, args ...string) pluginR
 	return res
 }
 
+// expectPluginEventually is expectPlugin for output built from what the
+// cluster records after the fact (Events are written asynchronously): it runs
+// the plugin again until the output has every want, for up to 30 s.
+func (s *scenario) expectPluginEventually(code int, want []string, args ...string) pluginResult {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res := s.plugin(args...)
+		complete := res.ExitCode == code
+		for _, w := range want {
+			complete = complete && strings.Contains(res.Stdout+res.Stderr, w)
+		}
+		if complete || time.Now().After(deadline) {
+			s.checkResult(res, code, want)
+			return res
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 func (s *scenario) checkResult(res pluginResult, code int, want []string) {
 	s.t.Helper()
 	if res.ExitCode != code {

@@ -86,7 +86,7 @@ func pluginCommands(t *testing.T) {
 	s.expectPlugin(0, []string{"released: Revision"}, "status", "web", "--timeout", "2m")
 	s.expectSucceeded()
 	s.expectPods(pods{"app:v2": 4})
-	s.expectPlugin(0, []string{"REVISION", "app:v1", "app:v2", "released"}, "history", "web")
+	s.expectPluginEventually(0, []string{"REVISION", "app:v1", "app:v2", "released"}, "history", "web")
 	s.expectPlugin(1, []string{"conflict", "nothing to promote"}, "promote", "web")
 
 	// undo writes app:v1's template back: the webhook makes that a release like any other.
