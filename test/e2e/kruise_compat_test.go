@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 )
 
@@ -28,6 +29,7 @@ func TestKruiseCompat(t *testing.T) {
 	}{
 		{"LastStepPauseWaits", kruiseLastStepPauseWaits},
 		{"JumpsAndApprove", kruiseJumpsAndApprove},
+		{"V1alpha1AsWritten", kruiseV1alpha1AsWritten},
 	}
 	releaseEnvironment(t)
 	var wg sync.WaitGroup
@@ -202,4 +204,43 @@ func TestKruiseCompatStatusRBAC(t *testing.T) {
 		"-p", `{"status":{"canaryStatus":{"currentStepState":"StepReady"}}}`)
 	assert.NotZero(t, res.ExitCode, "%s", res)
 	assert.Contains(t, res.Output, "status is written by the controller", "%s", res)
+}
+
+// kruiseV1alpha1AsWritten: a Kruise v1alpha1 Rollout as Kruise users write it,
+// with only the group renamed: steps that carry only a weight, and a
+// Deployment without the rolling-style partition annotation. Kruise reads a
+// weight-only step as that share of replicas, and the Deployment as canary
+// style (an extra canary Deployment); so does the server, and the release
+// runs to the end on that plan.
+func kruiseV1alpha1AsWritten(t *testing.T) {
+	s := newScenario(t)
+	s.givenDeployment("web", 4)
+	created := s.adoptRollout(func(ctx context.Context) (*v1beta1.Rollout, error) {
+		_, err := s.env.ro.RolloutV1alpha1().Rollouts(s.ns).Create(ctx, &v1alpha1.Rollout{
+			ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.ns},
+			Spec: v1alpha1.RolloutSpec{
+				ObjectRef: v1alpha1.ObjectRef{WorkloadRef: &v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: s.name}},
+				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{
+					{TrafficRoutingStrategy: v1alpha1.TrafficRoutingStrategy{Weight: ptr.To[int32](25)}},
+					{TrafficRoutingStrategy: v1alpha1.TrafficRoutingStrategy{Weight: ptr.To[int32](100)}},
+				}}},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return s.getRollout(ctx)
+	})
+	steps := created.Spec.Strategy.Canary.Steps
+	if assert.Len(t, steps, 2) {
+		assert.Equal(t, "25%", steps[0].Replicas.String(), "a weight-only step releases that share of replicas")
+		assert.Equal(t, "100%", steps[1].Replicas.String())
+	}
+	assert.True(t, created.Spec.Strategy.Canary.EnableExtraWorkloadForCanary, "no rolling-style partition annotation: canary style")
+
+	s.updateImage("app:v2")
+	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
+	s.promote()
+	s.expectSucceeded()
+	s.expectPods(pods{"app:v2": 4})
 }

@@ -375,14 +375,25 @@ func (s *scenario) givenRollout(steps []v1beta1.CanaryStep, opts ...rolloutOptio
 	for _, o := range opts {
 		o(ro)
 	}
-	s.extra = ro.Spec.Strategy.Canary.EnableExtraWorkloadForCanary
-	s.w.setSteps(steps, s.extra)
+	return s.adoptRollout(func(ctx context.Context) (*v1beta1.Rollout, error) {
+		return s.env.ro.RolloutV1beta1().Rollouts(s.ns).Create(ctx, ro, metav1.CreateOptions{})
+	})
+}
+
+// adoptRollout creates the scenario's Rollout with create (in whatever version
+// and shape), tells the pod watcher the plan as the server stored it, and waits
+// until the controller has taken the Rollout on.
+func (s *scenario) adoptRollout(create func(ctx context.Context) (*v1beta1.Rollout, error)) *v1beta1.Rollout {
+	s.t.Helper()
 	ctx, cancel := s.ctx()
 	defer cancel()
-	created, err := s.env.ro.RolloutV1beta1().Rollouts(s.ns).Create(ctx, ro, metav1.CreateOptions{})
+	created, err := create(ctx)
 	if err != nil {
 		s.t.Fatalf("create Rollout %s: %v", s.name, err)
 	}
+	steps := created.Spec.Strategy.Canary.Steps
+	s.extra = created.Spec.Strategy.Canary.EnableExtraWorkloadForCanary
+	s.w.setSteps(steps, s.extra)
 	s.eventually(waitTimeout, "the controller to take the Rollout on (finalizer, control label, phase Healthy)", func(ctx context.Context) (bool, string) {
 		ro, err := s.getRollout(ctx)
 		if err != nil {
