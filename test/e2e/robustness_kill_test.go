@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
 	"github.com/rollout-apiserver/rollout-apiserver/test/e2e/framework"
 )
 
@@ -38,17 +39,7 @@ func TestRobustnessKillAtEveryStepState(t *testing.T) {
 	began := time.Now()
 
 	lease := "rob-kill-" + rand.String(5)
-	s, err := c.StartServer(ctx, framework.ServerOptions{ExtraArgs: robLeaseArgs(lease)})
-	if err != nil {
-		t.Fatalf("start rollout-apiserver: %v", err)
-	}
-	// SIGKILL, not Stop: a graceful stop can take 30s+ while a client watches (see
-	// TestRobustnessGracefulStopWithOpenWatch). Runs after the namespace's deletion is
-	// requested (cleanups run last-in first-out).
-	t.Cleanup(func() { _ = s.Kill() })
-	ns := c.NewNamespace(t)
-	rc := robRolloutClient(t, s.RESTConfig())
-	robCleanupRollouts(t, rc, ns)
+	s, ns, rc := robKillableServer(ctx, t, c, lease)
 
 	const name, v1, v2 = "web", "fake-image:v1", "fake-image:v2"
 	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, robDeployment(ns, name, 10, v1), metav1.CreateOptions{}); err != nil {
@@ -241,4 +232,22 @@ func TestRobustnessKillAtEveryStepState(t *testing.T) {
 	}
 	robCheckNoScaleFight(t, c, ns, name, scaleBefore)
 	t.Logf("whole test took %s", time.Since(began).Round(100*time.Millisecond))
+}
+
+// robKillableServer starts a server of its own on the given Lease and a namespace whose Rollouts are deleted before the server
+// is killed at the end. SIGKILL, not Stop: a graceful stop can take 30s+ while
+// a client watches (see TestRobustnessGracefulStopWithOpenWatch); the kill
+// runs after the namespace's deletion is requested (cleanups run last-in
+// first-out).
+func robKillableServer(ctx context.Context, t *testing.T, c *framework.Cluster, lease string) (*framework.Server, string, versioned.Interface) {
+	t.Helper()
+	s, err := c.StartServer(ctx, framework.ServerOptions{ExtraArgs: robLeaseArgs(lease)})
+	if err != nil {
+		t.Fatalf("start rollout-apiserver: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Kill() })
+	ns := c.NewNamespace(t)
+	rc := robRolloutClient(t, s.RESTConfig())
+	robCleanupRollouts(t, rc, ns)
+	return s, ns, rc
 }

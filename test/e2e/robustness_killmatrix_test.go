@@ -52,15 +52,7 @@ func TestRobustnessKillMatrix(t *testing.T) {
 	defer cancel()
 	began := time.Now()
 
-	lease := "rob-matrix-" + rand.String(5)
-	s, err := c.StartServer(ctx, framework.ServerOptions{ExtraArgs: robLeaseArgs(lease)})
-	if err != nil {
-		t.Fatalf("start rollout-apiserver: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Kill() })
-	ns := c.NewNamespace(t)
-	rc := robRolloutClient(t, s.RESTConfig())
-	robCleanupRollouts(t, rc, ns)
+	s, ns, rc := robKillableServer(ctx, t, c, "rob-matrix-"+rand.String(5))
 
 	const name, replicas = "web", int32(10)
 	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, robDeployment(ns, name, replicas, "fake-image:v0"), metav1.CreateOptions{}); err != nil {
