@@ -58,7 +58,7 @@ func judge(r *v1beta1.Rollout, w *workloadInfo) verdict {
 	case st.Phase == v1beta1.RolloutPhaseAborted && st.ObservedGeneration >= r.Generation && st.PendingAction == nil:
 		// Aborted holds the workload on its stable revision until the template
 		// changes or the release is retried: for CI the release has failed.
-		return verdict{true, exitFailed, "release aborted: " + st.Message}
+		return verdict{true, exitFailed, fmt.Sprintf("release failed (Aborted): %s", st.Message)}
 	case st.Phase != v1beta1.RolloutPhaseHealthy:
 		return verdict{}
 	case st.ObservedGeneration < r.Generation:
@@ -70,6 +70,11 @@ func judge(r *v1beta1.Rollout, w *workloadInfo) verdict {
 	}
 	if c := condition(r, v1beta1.RolloutConditionSucceeded); c != nil && c.Status == corev1.ConditionFalse {
 		return verdict{true, exitFailed, fmt.Sprintf("release failed (%s): %s", c.Reason, c.Message)}
+	}
+	if c := condition(r, v1beta1.RolloutConditionSucceeded); c != nil && c.Status == corev1.ConditionTrue && c.Message != "" {
+		// The condition keeps how the last release ended; the message moves on
+		// to the idle state as soon as the controller looks again.
+		return verdict{true, exitOK, "released: " + c.Message}
 	}
 	return verdict{true, exitOK, "released: " + st.Message}
 }
