@@ -111,7 +111,7 @@ func pluginAbortAndStatus(t *testing.T) {
 	s.pausedAtStep1()
 	s.expectPlugin(0, []string{"aborted at step 1/3"}, "abort", "web", "--reason", "e2e: bad build")
 	s.expectPlugin(1, []string{"release failed (Aborted)", "e2e: bad build"}, "status", "web", "--timeout", "2m")
-	ro := s.waitForPhase(v1beta1.RolloutPhaseHealthy, v1beta1.ProgressingReasonAborted)
+	ro := s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)
 	if ro.Status.Abort == nil || !strings.Contains(ro.Status.Abort.Message, "e2e: bad build") {
 		t.Errorf("the reason given to the plugin is not in status.abort: %+v", ro.Status.Abort)
 	}
