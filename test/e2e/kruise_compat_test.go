@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
@@ -207,36 +208,45 @@ func TestKruiseCompatStatusRBAC(t *testing.T) {
 }
 
 // kruiseV1alpha1AsWritten: a Kruise v1alpha1 Rollout as Kruise users write it,
-// with only the group renamed: steps that carry only a weight, and a
-// Deployment without the rolling-style partition annotation. Kruise reads a
-// weight-only step as that share of replicas, and the Deployment as canary
-// style (an extra canary Deployment); so does the server, and the release
-// runs to the end on that plan.
+// with only the group renamed. A Deployment without the rolling-style
+// partition annotation is canary style (an extra canary Deployment), as in
+// Kruise, and the release runs to the end on that plan. Steps that carry only
+// a weight and no trafficRouting are refused with the v1alpha1 field path:
+// Kruise would quietly drop the weight, and a step that asks for traffic is
+// never passed here without routing it (docs/api.md, "Moving from Kruise
+// Rollout").
 func kruiseV1alpha1AsWritten(t *testing.T) {
 	s := newScenario(t)
 	s.givenDeployment("web", 4)
-	created := s.adoptRollout(func(ctx context.Context) (*v1beta1.Rollout, error) {
-		_, err := s.env.ro.RolloutV1alpha1().Rollouts(s.ns).Create(ctx, &v1alpha1.Rollout{
+	alpha := func(steps ...v1alpha1.CanaryStep) *v1alpha1.Rollout {
+		return &v1alpha1.Rollout{
 			ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.ns},
 			Spec: v1alpha1.RolloutSpec{
 				ObjectRef: v1alpha1.ObjectRef{WorkloadRef: &v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: s.name}},
-				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.CanaryStrategy{Steps: []v1alpha1.CanaryStep{
-					{TrafficRoutingStrategy: v1alpha1.TrafficRoutingStrategy{Weight: ptr.To[int32](25)}},
-					{TrafficRoutingStrategy: v1alpha1.TrafficRoutingStrategy{Weight: ptr.To[int32](100)}},
-				}}},
+				Strategy:  v1alpha1.RolloutStrategy{Canary: &v1alpha1.CanaryStrategy{Steps: steps}},
 			},
-		}, metav1.CreateOptions{})
-		if err != nil {
+		}
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_, err := s.env.ro.RolloutV1alpha1().Rollouts(s.ns).Create(ctx, alpha(
+		v1alpha1.CanaryStep{TrafficRoutingStrategy: v1alpha1.TrafficRoutingStrategy{Weight: ptr.To[int32](25)}},
+	), metav1.CreateOptions{})
+	if assert.Error(t, err, "a weight without a trafficRouting") {
+		assert.Contains(t, err.Error(), "spec.strategy.canary.steps[0].weight", "the error names the field the v1alpha1 client wrote")
+		assert.Contains(t, err.Error(), "requires a trafficRouting")
+	}
+
+	quarter, all := intstr.FromString("25%"), intstr.FromString("100%")
+	created := s.adoptRollout(func(ctx context.Context) (*v1beta1.Rollout, error) {
+		if _, err := s.env.ro.RolloutV1alpha1().Rollouts(s.ns).Create(ctx, alpha(
+			v1alpha1.CanaryStep{Replicas: &quarter}, v1alpha1.CanaryStep{Replicas: &all},
+		), metav1.CreateOptions{}); err != nil {
 			return nil, err
 		}
 		return s.getRollout(ctx)
 	})
-	steps := created.Spec.Strategy.Canary.Steps
-	if assert.Len(t, steps, 2) {
-		assert.Equal(t, "25%", steps[0].Replicas.String(), "a weight-only step releases that share of replicas")
-		assert.Equal(t, "100%", steps[1].Replicas.String())
-	}
-	assert.True(t, created.Spec.Strategy.Canary.EnableExtraWorkloadForCanary, "no rolling-style partition annotation: canary style")
+	assert.True(t, created.Spec.Strategy.Canary.EnableExtraWorkloadForCanary, "no rolling-style partition annotation: canary style, as in Kruise")
 
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
