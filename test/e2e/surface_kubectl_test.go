@@ -30,14 +30,15 @@ func TestSurfaceKubectl(t *testing.T) {
 		assert.Regexp(t, `^\d+s$`, row["AGE"])
 	})
 
-	t.Run("-o wide adds workload, canary revision and traffic", func(t *testing.T) {
+	t.Run("-o wide adds workload, canary revision, traffic and analysis", func(t *testing.T) {
 		e := e.in(t)
 		tbl := parseKubectlTable(t, e.kubectl.must("get", "rollouts", "-n", ns, "-o", "wide"))
-		assert.Equal(t, []string{"NAME", "STATUS", "STEP", "STATE", "MESSAGE", "AGE", "WORKLOAD", "CANARY-REVISION", "TRAFFIC"}, tbl.Header)
+		assert.Equal(t, []string{"NAME", "STATUS", "STEP", "STATE", "MESSAGE", "AGE", "WORKLOAD", "CANARY-REVISION", "TRAFFIC", "ANALYSIS"}, tbl.Header)
 		row := tbl.row(t, "web")
 		assert.Equal(t, "Deployment/web", row["WORKLOAD"])
 		assert.Equal(t, "-", row["CANARY-REVISION"], "no release yet")
 		assert.Equal(t, "-", row["TRAFFIC"], "no current step yet")
+		assert.Equal(t, "-", row["ANALYSIS"], "no metric checks running")
 	})
 
 	t.Run("kubectl get ro is the same resource", func(t *testing.T) {
