@@ -115,7 +115,13 @@ func releaseEnvironment(t *testing.T) *releaseEnv {
 		t.Fatalf("release environment: %v", relErr)
 	}
 	if !relEnv.server.Running() {
-		t.Fatalf("rollout-apiserver is not running; log %s:\n%s", relEnv.server.LogPath(), relEnv.server.LogTail(40))
+		// A test that needs a server of its own (the surface and robustness
+		// tests) may have stopped this one; start it again, registered.
+		ctx, cancel := context.WithTimeout(context.Background(), serverStartupTimeout)
+		defer cancel()
+		if err := relEnv.server.Start(ctx); err != nil {
+			t.Fatalf("rollout-apiserver is not running and did not start again: %v; log %s:\n%s", err, relEnv.server.LogPath(), relEnv.server.LogTail(40))
+		}
 	}
 	return relEnv
 }
