@@ -312,7 +312,7 @@ func trafficGatewayHeaderAbort(t *testing.T) {
 	})
 	stop()
 	s.expectRestored("after abort: route and Services as before")
-	s.waitForPhase(v1beta1.RolloutPhaseHealthy, v1beta1.ProgressingReasonAborted)
+	s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)
 }
 
 // trafficGatewayRevert: reverting the workload to the stable revision restores routing.
@@ -332,6 +332,7 @@ func trafficGatewayDisable(t *testing.T) {
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
 	s.expectRouted("step 1: 5% to web-canary", weightedRule(95, 5))
+	s.w.allowAll() // the Deployment's own strategy takes over
 	s.updateRollout(func(ro *v1beta1.Rollout) { ro.Spec.Disabled = true })
 	s.expectRestored("after disabling: route and Services as before")
 	s.waitForPhase(v1beta1.RolloutPhaseDisabled, "")
@@ -359,7 +360,7 @@ func trafficGatewayMissingRoute(t *testing.T) {
 	}
 	// The abort path works without the route: traffic "back to stable" has nothing to do.
 	s.abort("e2e: no route")
-	s.waitForPhase(v1beta1.RolloutPhaseHealthy, v1beta1.ProgressingReasonAborted)
+	s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)
 	s.expectPods(pods{stableImage: 4})
 }
 
