@@ -58,7 +58,17 @@ func (p *Provider) Apply(ctx context.Context, d route.Desired) (bool, error) {
 	}
 	update := hr.DeepCopy()
 	update.Annotations, update.Spec = annotations, *spec
-	if _, err := p.Client.GatewayV1().HTTPRoutes(p.Namespace).Update(ctx, update, metav1.UpdateOptions{}); err != nil {
+	// The route as stored carries the defaults of the Gateway API's CRD (match
+	// types, paths, weights) that the spec built here leaves out, so it never
+	// compares equal; ask the API server what it would store, and write only
+	// when that differs, or every reconcile would change the route and wait
+	// out a grace period again.
+	routes := p.Client.GatewayV1().HTTPRoutes(p.Namespace)
+	if dry, err := routes.Update(ctx, update, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err == nil &&
+		apiequality.Semantic.DeepEqual(hr.Spec, dry.Spec) && apiequality.Semantic.DeepEqual(hr.Annotations, dry.Annotations) {
+		return false, nil
+	}
+	if _, err := routes.Update(ctx, update, metav1.UpdateOptions{}); err != nil {
 		return false, fmt.Errorf("updating %s: %w", p.Object(), err)
 	}
 	return true, nil
