@@ -279,7 +279,7 @@ func trafficGatewayHeaderAbort(t *testing.T) {
 	s := newGatewayScenario(t, []v1beta1.CanaryStep{st, trafficStep("100%", "100%")}, true)
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
-	canary := webBackend("web-canary", nil)
+	canary := webBackend("web-canary", ptr.To[int32](1)) // the CRD defaults a backendRef's weight to 1
 	canary.Filters = []gwv1.HTTPRouteFilter{{
 		Type:                  gwv1.HTTPRouteFilterRequestHeaderModifier,
 		RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "x-release", Value: "canary"}}},
@@ -294,7 +294,7 @@ func trafficGatewayHeaderAbort(t *testing.T) {
 		},
 		{
 			Matches:     []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To("/")}}},
-			BackendRefs: []gwv1.HTTPBackendRef{webBackend("web", nil)},
+			BackendRefs: []gwv1.HTTPBackendRef{webBackend("web", ptr.To[int32](1))},
 		},
 	})
 	s.expectStatusTraffic(nil, 1)
