@@ -234,22 +234,16 @@ func (r *Reconciler) workloadMissing(p *pass) {
 	p.status.Message = message
 }
 
-// conflicting names an older active Rollout that references the same
-// workload: two Rollouts holding one workload would fight over it.
+// conflicting names the Rollout that acts on ro's workload when that is not
+// ro (workload.ActiveRollout: the oldest active one): two Rollouts holding
+// one workload would fight over it.
 func (r *Reconciler) conflicting(ro *v1beta1.Rollout) (string, error) {
 	all, err := r.Store.List(ro.Namespace)
 	if err != nil {
 		return "", fmt.Errorf("listing Rollouts in %s: %w", ro.Namespace, err)
 	}
-	for _, other := range all {
-		if other.UID == ro.UID || other.Spec.Disabled || other.DeletionTimestamp != nil ||
-			other.Spec.WorkloadRef.Kind != ro.Spec.WorkloadRef.Kind || other.Spec.WorkloadRef.Name != ro.Spec.WorkloadRef.Name {
-			continue
-		}
-		if other.CreationTimestamp.Before(&ro.CreationTimestamp) ||
-			(other.CreationTimestamp.Equal(&ro.CreationTimestamp) && other.Name < ro.Name) {
-			return other.Name, nil
-		}
+	if active := workload.ActiveRollout(all, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name); active != nil && active.UID != ro.UID {
+		return active.Name, nil
 	}
 	return "", nil
 }
@@ -263,8 +257,7 @@ func (r *Reconciler) activeReferences(ro *v1beta1.Rollout) (int, error) {
 	}
 	n := 0
 	for _, other := range all {
-		if other.UID != ro.UID && !other.Spec.Disabled && other.DeletionTimestamp == nil &&
-			other.Spec.WorkloadRef.Kind == ro.Spec.WorkloadRef.Kind && other.Spec.WorkloadRef.Name == ro.Spec.WorkloadRef.Name {
+		if other.UID != ro.UID && workload.Active(other) && workload.References(other, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name) {
 			n++
 		}
 	}
