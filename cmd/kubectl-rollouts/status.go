@@ -68,10 +68,11 @@ func judge(r *v1beta1.Rollout, w *workloadInfo) verdict {
 	case st.PendingAction != nil:
 		return verdict{}
 	}
-	if c := condition(r, v1beta1.RolloutConditionSucceeded); c != nil && c.Status == corev1.ConditionFalse {
+	c := condition(r, v1beta1.RolloutConditionSucceeded)
+	switch {
+	case c != nil && c.Status == corev1.ConditionFalse:
 		return verdict{true, exitFailed, fmt.Sprintf("release failed (%s): %s", c.Reason, c.Message)}
-	}
-	if c := condition(r, v1beta1.RolloutConditionSucceeded); c != nil && c.Status == corev1.ConditionTrue && c.Message != "" {
+	case c != nil && c.Status == corev1.ConditionTrue && c.Message != "":
 		// The condition keeps how the last release ended; the message moves on
 		// to the idle state as soon as the controller looks again.
 		return verdict{true, exitOK, "released: " + c.Message}

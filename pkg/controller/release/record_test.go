@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func (e *env) settleThroughFaults() {
 		e.checkWorkloadNotAhead()
 		e.c.Settle()
 		e.checkWorkloadNotAhead()
-		if err == nil && equalStatus(before, &e.ro().Status) && mapsEqual(sizes, e.c.ReplicaSetSizes()) {
+		if err == nil && equalStatus(before, &e.ro().Status) && maps.Equal(sizes, e.c.ReplicaSetSizes()) {
 			if quiet++; quiet == 2 {
 				return
 			}
@@ -54,18 +55,6 @@ func (e *env) settleThroughFaults() {
 		}
 	}
 	e.t.Fatalf("the Rollout never settled: %+v", e.ro().Status)
-}
-
-func mapsEqual(a, b map[string]int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // checkWorkloadNotAhead asserts what status must always cover: the new
