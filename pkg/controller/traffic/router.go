@@ -96,12 +96,12 @@ func Status(d *route.Desired) *v1beta1.TrafficStatus {
 }
 
 // revision says which label tells the two revisions' pods apart.
-func revision(info *workload.Info) service.Revision {
+func revision(info *workload.Info) route.Revision {
 	key := appsv1.ControllerRevisionHashLabelKey
 	if info.Kind == v1beta1.KindDeployment {
 		key = appsv1.DefaultDeploymentUniqueLabelKey
 	}
-	return service.Revision{Key: key, Stable: info.StableRevision, Canary: info.PodTemplateHash}
+	return route.Revision{Key: key, Stable: info.StableRevision, Canary: info.PodTemplateHash}
 }
 
 // Route implements release.TrafficRouter.

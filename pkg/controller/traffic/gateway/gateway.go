@@ -53,19 +53,20 @@ func (p *Provider) Apply(ctx context.Context, d route.Desired) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", p.Object(), err)
 	}
-	if apiequality.Semantic.DeepEqual(hr.Spec, *spec) && apiequality.Semantic.DeepEqual(hr.Annotations, annotations) {
-		return false, nil
-	}
 	update := hr.DeepCopy()
 	update.Annotations, update.Spec = annotations, *spec
 	// The route as stored carries the defaults of the Gateway API's CRD (match
-	// types, paths, weights) that the spec built here leaves out, so it never
-	// compares equal; ask the API server what it would store, and write only
-	// when that differs, or every reconcile would change the route and wait
+	// types, paths, weights) that the spec built here leaves out; without the
+	// comparison as stored, every reconcile would change the route and wait
 	// out a grace period again.
 	routes := p.Client.GatewayV1().HTTPRoutes(p.Namespace)
-	if dry, err := routes.Update(ctx, update, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err == nil &&
-		apiequality.Semantic.DeepEqual(hr.Spec, dry.Spec) && apiequality.Semantic.DeepEqual(hr.Annotations, dry.Annotations) {
+	same := func(a, b *gwv1.HTTPRoute) bool {
+		return apiequality.Semantic.DeepEqual(a.Spec, b.Spec) && apiequality.Semantic.DeepEqual(a.Annotations, b.Annotations)
+	}
+	dryRun := func(ctx context.Context, hr *gwv1.HTTPRoute) (*gwv1.HTTPRoute, error) {
+		return routes.Update(ctx, hr, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+	}
+	if !route.Differs(ctx, hr, update, same, dryRun) {
 		return false, nil
 	}
 	if _, err := routes.Update(ctx, update, metav1.UpdateOptions{}); err != nil {

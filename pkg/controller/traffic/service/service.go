@@ -30,12 +30,6 @@ type Manager struct {
 	Services corelisters.ServiceLister
 }
 
-// Revision says which pods belong to each revision: both carry the label
-// Key, with the values Stable and Canary.
-type Revision struct {
-	Key, Stable, Canary string
-}
-
 // stable reads the stable Service from the cache.
 func (m *Manager) stable(namespace, name string) (*corev1.Service, error) {
 	svc, err := m.Services.Services(namespace).Get(name)
@@ -50,7 +44,7 @@ func (m *Manager) stable(namespace, name string) (*corev1.Service, error) {
 
 // Pin makes the stable Service select only the stable revision's pods and
 // keeps its original selector in an annotation; it reports whether it wrote.
-func (m *Manager) Pin(ctx context.Context, namespace, name string, rev Revision) (bool, error) {
+func (m *Manager) Pin(ctx context.Context, namespace, name string, rev route.Revision) (bool, error) {
 	svc, err := m.stable(namespace, name)
 	if err != nil {
 		return false, err
@@ -70,7 +64,7 @@ func (m *Manager) Pin(ctx context.Context, namespace, name string, rev Revision)
 
 // PinnedStable is svc selecting only the stable revision, with its original
 // selector recorded.
-func PinnedStable(svc *corev1.Service, rev Revision) (*corev1.Service, error) {
+func PinnedStable(svc *corev1.Service, rev route.Revision) (*corev1.Service, error) {
 	out := svc.DeepCopy()
 	annotations, original, err := route.SaveOriginal(svc.Annotations, svc.Spec.Selector)
 	if err != nil {
@@ -123,7 +117,7 @@ func RestoredStable(svc *corev1.Service) (*corev1.Service, bool, error) {
 
 // EnsureCanary creates or corrects the canary Service of the stable Service
 // name, owned by ro; it reports whether it wrote.
-func (m *Manager) EnsureCanary(ctx context.Context, ro *v1beta1.Rollout, name string, rev Revision) (bool, error) {
+func (m *Manager) EnsureCanary(ctx context.Context, ro *v1beta1.Rollout, name string, rev route.Revision) (bool, error) {
 	stable, err := m.stable(ro.Namespace, name)
 	if err != nil {
 		return false, err
@@ -159,7 +153,7 @@ func (m *Manager) EnsureCanary(ctx context.Context, ro *v1beta1.Rollout, name st
 // Canary is the canary Service of stable: the same ports and the original
 // selector narrowed to the new revision, owned by ro so that it goes away
 // with the Rollout.
-func Canary(stable *corev1.Service, ro *v1beta1.Rollout, rev Revision) (*corev1.Service, error) {
+func Canary(stable *corev1.Service, ro *v1beta1.Rollout, rev route.Revision) (*corev1.Service, error) {
 	selector := stable.Spec.Selector
 	if _, original, ok, err := route.TakeOriginal[map[string]string](stable.Annotations); err != nil {
 		return nil, err

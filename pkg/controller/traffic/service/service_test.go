@@ -14,10 +14,11 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/route"
 )
 
 func TestPinAndRestore(t *testing.T) {
-	rev := Revision{Key: "pod-template-hash", Stable: "old", Canary: "new"}
+	rev := route.Revision{Key: "pod-template-hash", Stable: "old", Canary: "new"}
 	tests := []struct {
 		name string
 		in   *corev1.Service
@@ -66,7 +67,7 @@ func TestCanary(t *testing.T) {
 	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	require.NoError(t, indexer.Add(stable))
 	m := &Manager{Kube: kube, Services: corelisters.NewServiceLister(indexer)}
-	rev := Revision{Key: "pod-template-hash", Stable: "old", Canary: "new"}
+	rev := route.Revision{Key: "pod-template-hash", Stable: "old", Canary: "new"}
 
 	changed, err := m.EnsureCanary(ctx, ro, "web", rev)
 	require.NoError(t, err)
