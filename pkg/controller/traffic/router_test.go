@@ -56,7 +56,7 @@ func newRouterEnv(t *testing.T) *routerEnv {
 	}
 	e.r = &Router{
 		Services: &service.Manager{Kube: e.kube, Services: corelisters.NewServiceLister(e.services)},
-		Gateway:  &GatewayAPI{Client: e.gw, lister: gwlisters.NewHTTPRouteLister(e.routes), synced: func() bool { return true }},
+		Gateway:  &GatewayAPI{Client: e.gw, lister: gwlisters.NewHTTPRouteLister(e.routes), lazy: lazyInformer{synced: func() bool { return true }}},
 		Recorder: e.events,
 		Clock:    e.clock,
 	}
