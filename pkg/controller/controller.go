@@ -28,6 +28,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/dynamic"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -44,6 +45,7 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/release"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/ingress"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/service"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/daemonset"
@@ -111,6 +113,10 @@ type Config struct {
 	// GatewayClient reaches the host cluster's Gateway API HTTPRoutes; nil
 	// reports Rollouts that route through an HTTPRoute as unroutable.
 	GatewayClient gwclient.Interface
+	// DynamicClient reaches routing objects without a typed client here
+	// (Istio VirtualServices and DestinationRules); nil reports Rollouts that
+	// route through them as unroutable.
+	DynamicClient dynamic.Interface
 	// TrafficRouter and Analyzer gate the traffic and metric states of each
 	// step; a nil TrafficRouter is the traffic package's router, a nil
 	// Analyzer the pass-through default until that issue lands.
@@ -147,6 +153,8 @@ type Controller struct {
 
 	deps        *workload.Deps
 	gatewayAPI  *traffic.GatewayAPI
+	ingressAPI  *traffic.IngressAPI
+	istioAPI    *traffic.DynamicAPI
 	reconciler  *release.Reconciler
 	broadcaster record.EventBroadcaster
 
@@ -173,6 +181,7 @@ const workloadKeyPrefix = "workload:"
 const (
 	kindService   = "Service"
 	kindHTTPRoute = "HTTPRoute"
+	kindIngress   = "Ingress"
 )
 
 func workloadIndexKey(namespace, kind, name string) string {
@@ -258,6 +267,14 @@ func New(cfg Config) (*Controller, error) {
 				if ref.Gateway != nil && ref.Gateway.HTTPRouteName != nil {
 					keys = append(keys, workloadIndexKey(ro.Namespace, kindHTTPRoute, *ref.Gateway.HTTPRouteName))
 				}
+				if ref.Ingress != nil {
+					keys = append(keys,
+						workloadIndexKey(ro.Namespace, kindIngress, ref.Ingress.Name),
+						workloadIndexKey(ro.Namespace, kindIngress, ingress.CanaryName(ref.Ingress.Name)))
+				}
+				for _, cn := range ref.CustomNetworkRefs {
+					keys = append(keys, workloadIndexKey(ro.Namespace, cn.Kind, cn.Name))
+				}
 			}
 		}
 		return keys, nil
@@ -290,9 +307,22 @@ func New(cfg Config) (*Controller, error) {
 				c.enqueueReferencing(namespace, kindHTTPRoute, name)
 			},
 		}
+		c.ingressAPI = &traffic.IngressAPI{
+			Client: cfg.KubeClient,
+			OnChange: func(namespace, name string) {
+				c.enqueueReferencing(namespace, kindIngress, name)
+			},
+		}
+		c.istioAPI = &traffic.DynamicAPI{
+			Client:    cfg.DynamicClient,
+			Discovery: cfg.KubeClient.Discovery(),
+			OnChange:  c.enqueueReferencing,
+		}
 		cfg.TrafficRouter = &traffic.Router{
 			Services: &service.Manager{Kube: cfg.KubeClient, Services: services.Lister()},
 			Gateway:  c.gatewayAPI,
+			Ingress:  c.ingressAPI,
+			Istio:    c.istioAPI,
 			Recorder: recorder,
 			Clock:    clock.RealClock{},
 		}
@@ -385,7 +415,7 @@ func (c *Controller) Run(parent context.Context) error {
 	defer c.broadcaster.Shutdown()
 
 	if c.gatewayAPI != nil {
-		c.gatewayAPI.Ctx = ctx
+		c.gatewayAPI.Ctx, c.ingressAPI.Ctx, c.istioAPI.Ctx = ctx, ctx, ctx
 	}
 	c.rolloutFactory.Start(ctx.Done())
 	c.kubeFactory.Start(ctx.Done())

@@ -13,6 +13,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/util/compatibility"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -245,6 +246,12 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	if err != nil {
 		return nil, fmt.Errorf("building Gateway API client: %w", err)
 	}
+	// Istio's routing objects have no typed client here; the same limits as
+	// the controller's other requests to the host cluster.
+	dynamicClient, err := dynamic.NewForConfig(limited(hostConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller"))
+	if err != nil {
+		return nil, fmt.Errorf("building dynamic client: %w", err)
+	}
 	identity, err := os.Hostname()
 	if err != nil {
 		return nil, fmt.Errorf("reading hostname for the leader election identity: %w", err)
@@ -255,6 +262,7 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 		KubeClient:           kubeClient,
 		LeaderElectionClient: electionClient,
 		GatewayClient:        gatewayClient,
+		DynamicClient:        dynamicClient,
 		Workers:              o.Controller.Workers,
 		Analyzer: &analysis.Analyzer{
 			Prometheus: prometheus.New(prometheus.Options{QueryTimeout: o.Metrics.QueryTimeout, MaxResponseBytes: o.Metrics.MaxResponseBytes}),

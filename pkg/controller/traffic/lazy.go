@@ -7,12 +7,16 @@ import (
 	"sync"
 	"time"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
@@ -148,4 +152,44 @@ func (d *DynamicAPI) Resource(gvr schema.GroupVersionResource, kind string, errM
 		return nil, nil, err
 	}
 	return d.Client.Resource(gvr), inf.lister, nil
+}
+
+// IngressAPI starts the Ingress informer the first time a Rollout routes
+// through an Ingress, so that clusters that route otherwise neither cache
+// every Ingress nor need the permission to.
+type IngressAPI struct {
+	// Client reaches Ingresses.
+	Client kubernetes.Interface
+	// OnChange is called with every Ingress added, changed or deleted.
+	OnChange func(namespace, name string)
+	// Ctx stops the informer.
+	Ctx context.Context
+
+	lazy   lazyInformer
+	lister networkinglisters.IngressLister
+}
+
+var errIngressMissing = fmt.Errorf("this cluster does not serve %s/ingresses", networkingv1.SchemeGroupVersion)
+
+// Ingresses returns the client and a synced lister, or why not.
+func (i *IngressAPI) Ingresses() (kubernetes.Interface, networkinglisters.IngressLister, error) {
+	if i == nil || i.Client == nil {
+		return nil, nil, fmt.Errorf("the Ingress client is not configured")
+	}
+	if err := i.lazy.ensure(i.Client.Discovery(), networkingv1.SchemeGroupVersion, "ingresses", errIngressMissing, i.start); err != nil {
+		return nil, nil, err
+	}
+	return i.Client, i.lister, nil
+}
+
+func (i *IngressAPI) start() cache.InformerSynced {
+	factory := informers.NewSharedInformerFactory(i.Client, 0)
+	informer := factory.Networking().V1().Ingresses()
+	if _, err := informer.Informer().AddEventHandler(notifier("Ingress", i.OnChange)); err != nil {
+		klog.ErrorS(err, "Watching Ingresses")
+	}
+	i.lister = informer.Lister()
+	factory.Start(i.Ctx.Done())
+	klog.InfoS("Watching Ingresses")
+	return informer.Informer().HasSynced
 }

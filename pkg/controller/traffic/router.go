@@ -24,6 +24,8 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/release"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/gateway"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/ingress"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/istio"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/route"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/service"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
@@ -40,6 +42,11 @@ type Router struct {
 	Services *service.Manager
 	// Gateway reaches HTTPRoutes once the Gateway API is installed.
 	Gateway *GatewayAPI
+	// Ingress reaches Ingresses.
+	Ingress *IngressAPI
+	// Istio reaches Istio's VirtualServices and DestinationRules once Istio's
+	// CRDs are installed.
+	Istio *DynamicAPI
 	// Recorder records an Event on every routing change.
 	Recorder record.EventRecorder
 	// Clock times grace periods.
@@ -120,6 +127,7 @@ func (r *Router) Route(ctx context.Context, rc *release.RouteContext) (bool, tim
 		return false, 0, err
 	}
 	rev := revision(rc.Workload)
+	d.Revision = rev
 	var changes []string
 	disabled := ro.Spec.Strategy.Canary.DisableGenerateCanaryService
 	if disabled {
@@ -130,10 +138,18 @@ func (r *Router) Route(ctx context.Context, rc *release.RouteContext) (bool, tim
 	} else if changed {
 		changes = append(changes, fmt.Sprintf("canary Service %s selects revision %s", d.CanaryService, rev.Canary))
 	}
-	if changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, rev); err != nil {
-		return false, 0, err
-	} else if changed {
-		changes = append(changes, fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Stable))
+	pinned := false
+	if p, ok := provider.(route.StablePinner); ok {
+		if pinned, err = p.PinsStable(); err != nil {
+			return false, 0, err
+		}
+	}
+	if !pinned {
+		if changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, rev); err != nil {
+			return false, 0, err
+		} else if changed {
+			changes = append(changes, fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Stable))
+		}
 	}
 	if rc.Status != nil {
 		// Recorded before it is applied, so status never claims less than
@@ -210,12 +226,45 @@ func (r *Router) provider(ro *v1beta1.Rollout, ref *v1beta1.TrafficRoutingRef) (
 		}
 		return &gateway.Provider{Client: client, Routes: lister, Namespace: ro.Namespace, Name: *ref.Gateway.HTTPRouteName}, nil
 	case ref.Ingress != nil:
-		return nil, fmt.Errorf("trafficRoutings[0].ingress (Ingress %s) is not supported yet: use gateway.httpRouteName", ref.Ingress.Name)
+		if err := ingress.CheckClassType(ref.Ingress.ClassType); err != nil {
+			return nil, fmt.Errorf("trafficRoutings[0].ingress: %w", err)
+		}
+		client, lister, err := r.Ingress.Ingresses()
+		if err != nil {
+			return nil, err
+		}
+		return &ingress.Provider{Kube: client, Ingresses: lister, Rollout: ro, Name: ref.Ingress.Name}, nil
 	case len(ref.CustomNetworkRefs) > 0:
-		c := ref.CustomNetworkRefs[0]
-		return nil, fmt.Errorf("trafficRoutings[0].customNetworkRefs (%s %s) is not supported yet: use gateway.httpRouteName", c.Kind, c.Name)
+		vsRef, drRef, err := istio.Split(ref.CustomNetworkRefs)
+		if err != nil {
+			return nil, fmt.Errorf("trafficRoutings[0].%w", err)
+		}
+		p := &istio.Provider{Namespace: ro.Namespace, StableService: ref.Service}
+		if p.VirtualService, err = r.istioObject(vsRef); err != nil {
+			return nil, err
+		}
+		if drRef != nil {
+			if p.DestinationRule, err = r.istioObject(drRef); err != nil {
+				return nil, err
+			}
+		}
+		return p, nil
 	}
 	return nil, fmt.Errorf("trafficRoutings[0] names no routing object")
+}
+
+// istioObject reaches the Istio object ref names.
+func (r *Router) istioObject(ref *v1beta1.ObjectRef) (istio.Object, error) {
+	gvr, err := istio.GVR(ref.APIVersion, ref.Kind)
+	if err != nil {
+		return istio.Object{}, err
+	}
+	missing := fmt.Errorf("Istio is not installed in this cluster (no %s/%s for %s %s); install Istio's CRDs", gvr.GroupVersion(), gvr.Resource, ref.Kind, ref.Name)
+	client, lister, err := r.Istio.Resource(gvr, ref.Kind, missing)
+	if err != nil {
+		return istio.Object{}, err
+	}
+	return istio.Object{Kind: ref.Kind, Client: client, Lister: lister, Name: ref.Name}, nil
 }
 
 // record emits one Event for the routing changes of a pass.

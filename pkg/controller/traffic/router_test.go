@@ -8,10 +8,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -32,8 +37,10 @@ type routerEnv struct {
 	gw       *gwfake.Clientset
 	services cache.Indexer
 	routes   cache.Indexer
-	clock    *clocktesting.FakeClock
-	events   *record.FakeRecorder
+	// ingresses caches Ingresses.
+	ingresses cache.Indexer
+	clock     *clocktesting.FakeClock
+	events    *record.FakeRecorder
 }
 
 func newRouterEnv(t *testing.T) *routerEnv {
@@ -47,15 +54,18 @@ func newRouterEnv(t *testing.T) *routerEnv {
 			BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr.To(gwv1.PortNumber(80))}}}}}}},
 	}
 	e := &routerEnv{
-		kube:     fake.NewClientset(stable),
-		gw:       gwfake.NewSimpleClientset(hr),
-		services: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
-		routes:   cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
-		clock:    clocktesting.NewFakeClock(time.Now()),
-		events:   record.NewFakeRecorder(100),
+		kube:      fake.NewClientset(stable),
+		gw:        gwfake.NewSimpleClientset(hr),
+		services:  cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		routes:    cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		ingresses: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		clock:     clocktesting.NewFakeClock(time.Now()),
+		events:    record.NewFakeRecorder(100),
 	}
 	e.r = &Router{
 		Services: &service.Manager{Kube: e.kube, Services: corelisters.NewServiceLister(e.services)},
+		Ingress:  &IngressAPI{Client: e.kube, lister: networkinglisters.NewIngressLister(e.ingresses), lazy: lazyInformer{synced: func() bool { return true }}},
+		Istio:    &DynamicAPI{Client: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), Discovery: e.kube.Discovery(), Ctx: context.Background()},
 		Gateway:  &GatewayAPI{Client: e.gw, lister: gwlisters.NewHTTPRouteLister(e.routes), lazy: lazyInformer{synced: func() bool { return true }}},
 		Recorder: e.events,
 		Clock:    e.clock,
@@ -81,6 +91,13 @@ func (e *routerEnv) sync(t *testing.T) {
 		items = append(items, &hrs.Items[i])
 	}
 	require.NoError(t, e.routes.Replace(items, ""))
+	ings, err := e.kube.NetworkingV1().Ingresses("shop").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	items = nil
+	for i := range ings.Items {
+		items = append(items, &ings.Items[i])
+	}
+	require.NoError(t, e.ingresses.Replace(items, ""))
 }
 
 func rolloutWithGateway() *v1beta1.Rollout {
@@ -174,14 +191,22 @@ func TestRouteRefusesUnsupported(t *testing.T) {
 		change func(*v1beta1.Rollout)
 		want   string
 	}{
-		{"ingress", func(ro *v1beta1.Rollout) {
+		{"ingress class", func(ro *v1beta1.Rollout) {
 			ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
-			ro.Spec.Strategy.Canary.TrafficRoutings[0].Ingress = &v1beta1.IngressTrafficRouting{Name: "web"}
-		}, "ingress (Ingress web) is not supported yet"},
-		{"istio", func(ro *v1beta1.Rollout) {
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Ingress = &v1beta1.IngressTrafficRouting{Name: "web", ClassType: "aliyun-alb"}
+		}, `trafficRoutings[0].ingress: classType "aliyun-alb" is not supported: only "nginx"`},
+		{"missing Ingress", func(ro *v1beta1.Rollout) {
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Ingress = &v1beta1.IngressTrafficRouting{Name: "nope"}
+		}, "Ingress shop/nope named in trafficRoutings does not exist"},
+		{"istio kind", func(ro *v1beta1.Rollout) {
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
+			ro.Spec.Strategy.Canary.TrafficRoutings[0].CustomNetworkRefs = []v1beta1.ObjectRef{{APIVersion: "networking.istio.io/v1", Kind: "Gateway", Name: "web"}}
+		}, `trafficRoutings[0].customNetworkRefs[0]: kind "Gateway" is not supported`},
+		{"istio not installed", func(ro *v1beta1.Rollout) {
 			ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
 			ro.Spec.Strategy.Canary.TrafficRoutings[0].CustomNetworkRefs = []v1beta1.ObjectRef{{APIVersion: "networking.istio.io/v1", Kind: "VirtualService", Name: "web"}}
-		}, "customNetworkRefs (VirtualService web) is not supported yet"},
+		}, "Istio is not installed in this cluster (no networking.istio.io/v1/virtualservices for VirtualService web)"},
 		{"no canary Service", func(ro *v1beta1.Rollout) {
 			ro.Spec.Strategy.Canary.DisableGenerateCanaryService = true
 		}, "disableGenerateCanaryService leaves HTTPRoute shop/web no Service"},
@@ -197,4 +222,43 @@ func TestRouteRefusesUnsupported(t *testing.T) {
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
+}
+
+// TestRouteIngress: an Ingress routing creates the canary Ingress beside the
+// untouched stable one and finalisation deletes it.
+func TestRouteIngress(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	stable := &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: "shop.example.com", IngressRuleValue: networkingv1.IngressRuleValue{
+			HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix),
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}},
+		}}}},
+	}
+	stable, err := e.kube.NetworkingV1().Ingresses("shop").Create(ctx, stable, metav1.CreateOptions{})
+	require.NoError(t, err)
+	e.sync(t)
+	ro := rolloutWithGateway()
+	ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
+	ro.Spec.Strategy.Canary.TrafficRoutings[0].Ingress = &v1beta1.IngressTrafficRouting{Name: "web"}
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	rc := &release.RouteContext{Rollout: ro, Step: 1, Workload: info, Status: &v1beta1.CanaryStatus{}}
+
+	_, _, err = e.r.Route(ctx, rc)
+	require.NoError(t, err)
+	assert.Contains(t, <-e.events.Events, "Ingress shop/web sends 5% of requests to Service web-canary")
+	canary, err := e.kube.NetworkingV1().Ingresses("shop").Get(ctx, "web-canary", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "5", canary.Annotations["nginx.ingress.kubernetes.io/canary-weight"])
+	assert.Equal(t, "web-canary", canary.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name)
+	e.sync(t)
+
+	_, _, err = e.r.Finalise(ctx, rc, v1beta1.FinalisingStepRouteTrafficToStable)
+	require.NoError(t, err)
+	_, err = e.kube.NetworkingV1().Ingresses("shop").Get(ctx, "web-canary", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "the canary Ingress is gone: %v", err)
+	got, err := e.kube.NetworkingV1().Ingresses("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, stable, got, "the stable Ingress is never changed")
 }
