@@ -25,6 +25,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/ingress"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/istio"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/route"
 )
 
 // Limits and enumerations of the API.
@@ -296,6 +300,7 @@ func validateStrategy(s *rollout.RolloutStrategy, workloadKind string, fldPath *
 		canaryPath := fldPath.Child("canary")
 		allErrs = append(allErrs, validateSteps(c.Steps, len(c.TrafficRoutings) > 0, false, canaryPath.Child("steps"))...)
 		allErrs = append(allErrs, validateTrafficRoutings(c.TrafficRoutings, canaryPath.Child("trafficRoutings"))...)
+		allErrs = append(allErrs, validateStepsForIngress(c.Steps, c.TrafficRoutings, canaryPath.Child("steps"))...)
 		allErrs = append(allErrs, validateFailureThreshold(c.FailureThreshold, canaryPath.Child("failureThreshold"))...)
 		if m := c.PatchPodTemplateMetadata; m != nil {
 			metaPath := canaryPath.Child("patchPodTemplateMetadata")
@@ -312,6 +317,7 @@ func validateStrategy(s *rollout.RolloutStrategy, workloadKind string, fldPath *
 		bgPath := fldPath.Child("blueGreen")
 		allErrs = append(allErrs, validateSteps(b.Steps, len(b.TrafficRoutings) > 0, true, bgPath.Child("steps"))...)
 		allErrs = append(allErrs, validateTrafficRoutings(b.TrafficRoutings, bgPath.Child("trafficRoutings"))...)
+		allErrs = append(allErrs, validateStepsForIngress(b.Steps, b.TrafficRoutings, bgPath.Child("steps"))...)
 		allErrs = append(allErrs, validateFailureThreshold(b.FailureThreshold, bgPath.Child("failureThreshold"))...)
 		allErrs = append(allErrs, validateAnalysis(b.Analysis, bgPath.Child("analysis"))...)
 	}
@@ -536,6 +542,9 @@ func validateTrafficRouting(ref *rollout.TrafficRoutingRef, fldPath *field.Path)
 	if ing := ref.Ingress; ing != nil {
 		providers++
 		allErrs = append(allErrs, validateObjectName(ing.Name, fldPath.Child("ingress", "name"))...)
+		if err := ingress.CheckClassType(ing.ClassType); err != nil {
+			allErrs = append(allErrs, field.NotSupported(fldPath.Child("ingress", "classType"), ing.ClassType, ingress.SupportedClassTypes))
+		}
 	}
 	if gw := ref.Gateway; gw != nil {
 		providers++
@@ -548,8 +557,19 @@ func validateTrafficRouting(ref *rollout.TrafficRoutingRef, fldPath *field.Path)
 	}
 	if len(ref.CustomNetworkRefs) > 0 {
 		providers++
+		refsPath := fldPath.Child("customNetworkRefs")
+		refs := make([]v1beta1.ObjectRef, 0, len(ref.CustomNetworkRefs))
+		var refErrs field.ErrorList
 		for i := range ref.CustomNetworkRefs {
-			allErrs = append(allErrs, validateCustomNetworkRef(&ref.CustomNetworkRefs[i], fldPath.Child("customNetworkRefs").Index(i))...)
+			r := &ref.CustomNetworkRefs[i]
+			refErrs = append(refErrs, validateCustomNetworkRef(r, refsPath.Index(i))...)
+			refs = append(refs, v1beta1.ObjectRef{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name})
+		}
+		allErrs = append(allErrs, refErrs...)
+		if len(refErrs) == 0 {
+			if _, _, err := istio.Split(refs); err != nil {
+				allErrs = append(allErrs, field.Forbidden(refsPath, err.Error()))
+			}
 		}
 	}
 	switch {
@@ -561,13 +581,49 @@ func validateTrafficRouting(ref *rollout.TrafficRoutingRef, fldPath *field.Path)
 	return allErrs
 }
 
+// validateStepsForIngress refuses, when traffic goes through an NGINX
+// Ingress, the matches and header modifiers that its canary annotations
+// cannot express (the ingress provider says which).
+func validateStepsForIngress(steps []rollout.CanaryStep, refs []rollout.TrafficRoutingRef, fldPath *field.Path) field.ErrorList {
+	// (Several providers at once are refused on their own.)
+	if len(refs) == 0 || refs[0].Ingress == nil || refs[0].Gateway != nil || len(refs[0].CustomNetworkRefs) > 0 {
+		return nil
+	}
+	var allErrs field.ErrorList
+	for i := range steps {
+		t := &steps[i].TrafficRoutingStrategy
+		if t.RequestHeaderModifier != nil {
+			var m v1beta1.HTTPHeaderFilter
+			if err := v1beta1.Convert_rollout_HTTPHeaderFilter_To_v1beta1_HTTPHeaderFilter(t.RequestHeaderModifier, &m, nil); err == nil {
+				if _, err := ingress.Annotations(route.Desired{HeaderModifier: &m}); err != nil {
+					allErrs = append(allErrs, field.Forbidden(fldPath.Index(i).Child("requestHeaderModifier"), "with an ingress trafficRouting: "+err.Error()))
+				}
+			}
+		}
+		matches := make([]v1beta1.HttpRouteMatch, len(t.Matches))
+		for j := range t.Matches {
+			if err := v1beta1.Convert_rollout_HttpRouteMatch_To_v1beta1_HttpRouteMatch(&t.Matches[j], &matches[j], nil); err != nil {
+				return append(allErrs, field.InternalError(fldPath.Index(i).Child("matches").Index(j), err))
+			}
+		}
+		if _, err := ingress.Annotations(route.Desired{Matches: matches}); err != nil {
+			allErrs = append(allErrs, field.Forbidden(fldPath.Index(i).Child("matches"), "with an ingress trafficRouting: "+err.Error()))
+		}
+	}
+	return allErrs
+}
+
 func validateCustomNetworkRef(ref *rollout.ObjectRef, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	if ref.APIVersion == "" {
 		allErrs = append(allErrs, field.Required(fldPath.Child("apiVersion"), ""))
+	} else if err := istio.CheckAPIVersion(ref.APIVersion); err != nil {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("apiVersion"), ref.APIVersion, err.Error()))
 	}
 	if ref.Kind == "" {
 		allErrs = append(allErrs, field.Required(fldPath.Child("kind"), ""))
+	} else if err := istio.CheckKind(ref.Kind); err != nil {
+		allErrs = append(allErrs, field.NotSupported(fldPath.Child("kind"), ref.Kind, []string{istio.KindVirtualService, istio.KindDestinationRule}))
 	}
 	allErrs = append(allErrs, validateObjectName(ref.Name, fldPath.Child("name"))...)
 	return allErrs

@@ -382,6 +382,12 @@ func TestValidateTrafficRoutings(t *testing.T) {
 	ingressOnly := func(r *rollout.Rollout) {
 		routing(r).Gateway = nil
 		routing(r).Ingress = &rollout.IngressTrafficRouting{Name: "web", ClassType: "nginx"}
+		// NGINX canary annotations match one header (or cookie) per match.
+		step(r, 1).Matches = []rollout.HttpRouteMatch{
+			{Headers: []rollout.HTTPHeaderMatch{{Name: "x-canary", Value: "on"}}},
+			{Headers: []rollout.HTTPHeaderMatch{{Name: "canary-by-cookie", Value: "beta"}}},
+		}
+		step(r, 1).RequestHeaderModifier = nil
 	}
 	customOnly := func(r *rollout.Rollout) {
 		routing(r).Gateway = nil
@@ -405,10 +411,50 @@ func TestValidateTrafficRoutings(t *testing.T) {
 			ingressOnly(r)
 			routing(r).Ingress.Name = ""
 		}, []string{want(required, routingPath+".ingress.name")}},
+		{"ingress class other than nginx", func(r *rollout.Rollout) {
+			ingressOnly(r)
+			routing(r).Ingress.ClassType = "aliyun-alb"
+		}, []string{want(notSupported, routingPath+".ingress.classType")}},
+		{"ingress class default", func(r *rollout.Rollout) {
+			ingressOnly(r)
+			routing(r).Ingress.ClassType = ""
+		}, nil},
+		{"ingress with a header modifier", func(r *rollout.Rollout) {
+			ingressOnly(r)
+			step(r, 1).RequestHeaderModifier = &rollout.HTTPHeaderFilter{Remove: []string{"x-debug"}}
+		}, []string{want(forbidden, stepsPath+"[1].requestHeaderModifier")}},
+		{"ingress with a path match", func(r *rollout.Rollout) {
+			ingressOnly(r)
+			step(r, 1).Matches[0].Path = &rollout.HTTPPathMatch{Value: ptr.To("/api")}
+		}, []string{want(forbidden, stepsPath+"[1].matches")}},
+		{"ingress with two headers", func(r *rollout.Rollout) {
+			ingressOnly(r)
+			step(r, 1).Matches[1].Headers[0].Name = "x-user"
+		}, []string{want(forbidden, stepsPath+"[1].matches")}},
 		{"gateway httpRouteName unset", func(r *rollout.Rollout) { routing(r).Gateway.HTTPRouteName = nil }, []string{want(required, routingPath+".gateway.httpRouteName")}},
 		{"gateway httpRouteName empty", func(r *rollout.Rollout) { routing(r).Gateway.HTTPRouteName = ptr.To("") }, []string{want(required, routingPath+".gateway.httpRouteName")}},
 		{"gateway httpRouteName invalid", func(r *rollout.Rollout) { routing(r).Gateway.HTTPRouteName = ptr.To("Web") }, []string{want(invalid, routingPath+".gateway.httpRouteName")}},
 		{"custom network refs", customOnly, nil},
+		{"istio VirtualService and DestinationRule, older versions", func(r *rollout.Rollout) {
+			customOnly(r)
+			routing(r).CustomNetworkRefs[0].APIVersion = "networking.istio.io/v1alpha3"
+			routing(r).CustomNetworkRefs = append(routing(r).CustomNetworkRefs, rollout.ObjectRef{APIVersion: "networking.istio.io/v1beta1", Kind: "DestinationRule", Name: "web"})
+		}, nil},
+		{"custom network ref of another API", func(r *rollout.Rollout) {
+			customOnly(r)
+			routing(r).CustomNetworkRefs[0] = rollout.ObjectRef{APIVersion: "apisix.apache.org/v2", Kind: "ApisixRoute", Name: "web"}
+		}, []string{
+			want(invalid, routingPath+".customNetworkRefs[0].apiVersion"),
+			want(notSupported, routingPath+".customNetworkRefs[0].kind"),
+		}},
+		{"custom network refs without a VirtualService", func(r *rollout.Rollout) {
+			customOnly(r)
+			routing(r).CustomNetworkRefs[0].Kind = "DestinationRule"
+		}, []string{want(forbidden, routingPath+".customNetworkRefs")}},
+		{"two VirtualServices", func(r *rollout.Rollout) {
+			customOnly(r)
+			routing(r).CustomNetworkRefs = append(routing(r).CustomNetworkRefs, routing(r).CustomNetworkRefs[0])
+		}, []string{want(forbidden, routingPath+".customNetworkRefs")}},
 		{"custom network ref incomplete", func(r *rollout.Rollout) {
 			customOnly(r)
 			routing(r).CustomNetworkRefs = append(routing(r).CustomNetworkRefs, rollout.ObjectRef{})

@@ -55,17 +55,33 @@ var SupportedVersions = []string{"v1", "v1beta1", "v1alpha3"}
 
 var resources = map[string]string{KindVirtualService: "virtualservices", KindDestinationRule: "destinationrules"}
 
-// GVR is the resource of a customNetworkRef, or why it is not supported.
-func GVR(apiVersion, kind string) (schema.GroupVersionResource, error) {
+// CheckAPIVersion refuses every apiVersion but Istio's networking versions.
+func CheckAPIVersion(apiVersion string) error {
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil || gv.Group != Group || !slices.Contains(SupportedVersions, gv.Version) {
-		return schema.GroupVersionResource{}, fmt.Errorf("apiVersion %q is not supported: use %s/%s (or %s)", apiVersion, Group, SupportedVersions[0], strings.Join(SupportedVersions[1:], ", "))
+		return fmt.Errorf("apiVersion %q is not supported: use %s/%s (or %s)", apiVersion, Group, SupportedVersions[0], strings.Join(SupportedVersions[1:], ", "))
 	}
-	resource, ok := resources[kind]
-	if !ok {
-		return schema.GroupVersionResource{}, fmt.Errorf("kind %q is not supported: customNetworkRefs name an Istio %s and, when it routes by subset, its %s", kind, KindVirtualService, KindDestinationRule)
+	return nil
+}
+
+// CheckKind refuses every kind but VirtualService and DestinationRule.
+func CheckKind(kind string) error {
+	if _, ok := resources[kind]; !ok {
+		return fmt.Errorf("kind %q is not supported: customNetworkRefs name an Istio %s and, when it routes by subset, its %s", kind, KindVirtualService, KindDestinationRule)
 	}
-	return gv.WithResource(resource), nil
+	return nil
+}
+
+// GVR is the resource of a customNetworkRef, or why it is not supported.
+func GVR(apiVersion, kind string) (schema.GroupVersionResource, error) {
+	if err := CheckAPIVersion(apiVersion); err != nil {
+		return schema.GroupVersionResource{}, err
+	}
+	if err := CheckKind(kind); err != nil {
+		return schema.GroupVersionResource{}, err
+	}
+	gv, _ := schema.ParseGroupVersion(apiVersion)
+	return gv.WithResource(resources[kind]), nil
 }
 
 // Split picks the VirtualService and the optional DestinationRule out of
