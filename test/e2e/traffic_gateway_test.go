@@ -10,9 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -67,20 +65,10 @@ func newGatewayScenario(t *testing.T, steps []v1beta1.CanaryStep, createRoute bo
 	}
 	s.gw = gw
 	s.givenDeployment("web", 4)
-	ctx, cancel := s.ctx()
-	defer cancel()
-	svc, err := s.env.c.Client.CoreV1().Services(s.ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"team": "shop"}},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "web"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create Service web: %v", err)
-	}
-	s.originalStable = svc
+	s.originalStable = s.givenStableService()
 	if createRoute {
+		ctx, cancel := s.ctx()
+		defer cancel()
 		hr, err := gw.GatewayV1().HTTPRoutes(s.ns).Create(ctx, &gwv1.HTTPRoute{
 			ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"team": "shop"}, Annotations: map[string]string{"owner": "shop-team"}},
 			Spec: gwv1.HTTPRouteSpec{
@@ -111,16 +99,8 @@ func (s *gatewayScenario) observe(ctx context.Context) (*routed, error) {
 	if r.route, err = s.gw.GatewayV1().HTTPRoutes(s.ns).Get(ctx, "web", metav1.GetOptions{}); err != nil {
 		return nil, err
 	}
-	if r.stable, err = s.env.c.Client.CoreV1().Services(s.ns).Get(ctx, "web", metav1.GetOptions{}); err != nil {
+	if r.stable, r.canary, err = s.observeServices(ctx); err != nil {
 		return nil, err
-	}
-	canary, err := s.env.c.Client.CoreV1().Services(s.ns).Get(ctx, "web-canary", metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return nil, err
-	default:
-		r.canary = canary
 	}
 	return r, nil
 }
@@ -149,14 +129,8 @@ func (s *gatewayScenario) expectRouted(what string, rules []gwv1.HTTPRouteRule) 
 		if !apiequality.Semantic.DeepEqual(got, rules) {
 			return false, "rules = " + jsonString(got)
 		}
-		if want := map[string]string{"app": "web", "pod-template-hash": cs.StableRevision}; !apiequality.Semantic.DeepEqual(r.stable.Spec.Selector, want) {
-			return false, fmt.Sprintf("stable selector %v, want %v", r.stable.Spec.Selector, want)
-		}
-		if r.canary == nil {
-			return false, "no canary Service"
-		}
-		if want := map[string]string{"app": "web", "pod-template-hash": cs.PodTemplateHash}; !apiequality.Semantic.DeepEqual(r.canary.Spec.Selector, want) {
-			return false, fmt.Sprintf("canary selector %v, want %v", r.canary.Spec.Selector, want)
+		if ok, msg := servicesRouted(r.stable, r.canary, cs, true); !ok {
+			return false, msg
 		}
 		return true, ""
 	})
@@ -183,14 +157,8 @@ func restoredState(route *gwv1.HTTPRoute, stable *corev1.Service, r *routed) (bo
 		return false, "route spec " + jsonString(r.route.Spec)
 	case !apiequality.Semantic.DeepEqual(r.route.Labels, route.Labels) || !apiequality.Semantic.DeepEqual(r.route.Annotations, route.Annotations):
 		return false, fmt.Sprintf("route labels %v annotations %v", r.route.Labels, r.route.Annotations)
-	case !apiequality.Semantic.DeepEqual(r.stable.Spec, stable.Spec):
-		return false, "stable Service spec " + jsonString(r.stable.Spec)
-	case !apiequality.Semantic.DeepEqual(r.stable.Labels, stable.Labels) || !apiequality.Semantic.DeepEqual(r.stable.Annotations, stable.Annotations):
-		return false, fmt.Sprintf("stable Service labels %v annotations %v", r.stable.Labels, r.stable.Annotations)
-	case r.canary != nil:
-		return false, "canary Service still there"
 	}
-	return true, ""
+	return servicesRestored(stable, r.stable, r.canary)
 }
 
 func weightedRule(stable, canary int32) []gwv1.HTTPRouteRule {
@@ -198,23 +166,6 @@ func weightedRule(stable, canary int32) []gwv1.HTTPRouteRule {
 		Matches:     []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To("/")}}},
 		BackendRefs: []gwv1.HTTPBackendRef{webBackend("web", ptr.To(stable)), webBackend("web-canary", ptr.To(canary))},
 	}}
-}
-
-func trafficStep(replicas, traffic string) v1beta1.CanaryStep {
-	st := step(replicas)
-	st.Traffic = ptr.To(traffic)
-	return st
-}
-
-func (s *gatewayScenario) expectStatusTraffic(weight *int32, matches int) {
-	s.t.Helper()
-	t := s.rollout().Status.CanaryStatus.Traffic
-	switch {
-	case t == nil:
-		s.t.Errorf("status.canaryStatus.traffic not recorded")
-	case !ptr.Equal(t.Weight, weight) || len(t.Matches) != matches:
-		s.t.Errorf("status.canaryStatus.traffic = %s; want weight %v and %d matches", jsonString(t), ptr.Deref(weight, -1), matches)
-	}
 }
 
 // trafficGatewayCanary: 5% → 50% → 100%, the route exact at every step, restored after.
@@ -386,23 +337,3 @@ func (s *gatewayScenario) watchRouteBeforePods(step int) func() {
 	})
 }
 
-// checkUntilStopped runs check every interval in the background until it returns false
-// or the returned stop function is called (which waits for the last check).
-func (s *gatewayScenario) checkUntilStopped(interval time.Duration, check func() bool) func() {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(interval):
-			}
-			if !check() {
-				return
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
