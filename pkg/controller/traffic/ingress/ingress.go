@@ -86,7 +86,9 @@ func CheckClassType(classType string) error {
 
 // Provider manages the canary Ingress of one Ingress.
 type Provider struct {
-	Kube      kubernetes.Interface
+	// Kube writes the canary Ingress.
+	Kube kubernetes.Interface
+	// Ingresses reads both Ingresses from an informer.
 	Ingresses networkinglisters.IngressLister
 	// Rollout owns the canary Ingress.
 	Rollout *v1beta1.Rollout

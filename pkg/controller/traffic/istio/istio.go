@@ -109,15 +109,20 @@ func Split(refs []v1beta1.ObjectRef) (vs, dr *v1beta1.ObjectRef, err error) {
 
 // Object is one Istio object: its client, a synced lister and its name.
 type Object struct {
-	Kind   string
+	// Kind is VirtualService or DestinationRule.
+	Kind string
+	// Client reaches the kind's resource at the version the Rollout names.
 	Client dynamic.NamespaceableResourceInterface
+	// Lister reads it from an informer.
 	Lister cache.GenericLister
-	Name   string
+	// Name of the object.
+	Name string
 }
 
 // Provider routes through one VirtualService and, when it routes by subset,
 // one DestinationRule (nil Client when none is named).
 type Provider struct {
+	// Namespace of the Rollout and of the objects.
 	Namespace string
 	// StableService is the stable Service, whose host the routes send to.
 	StableService  string
@@ -129,13 +134,14 @@ type Provider struct {
 var _ route.Provider = (*Provider)(nil)
 var _ route.StablePinner = (*Provider)(nil)
 
-func (o *Object) String(namespace string) string {
+// Describe names o for messages, e.g. "VirtualService ns/name".
+func (o *Object) Describe(namespace string) string {
 	return fmt.Sprintf("%s %s/%s", o.Kind, namespace, o.Name)
 }
 
 // Object implements route.Provider.
 func (p *Provider) Object() string {
-	return p.VirtualService.String(p.Namespace)
+	return p.VirtualService.Describe(p.Namespace)
 }
 
 // get reads o from the cache; a missing object is nil.
@@ -145,11 +151,11 @@ func (p *Provider) get(o *Object) (*unstructured.Unstructured, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", o.String(p.Namespace), err)
+		return nil, fmt.Errorf("reading %s: %w", o.Describe(p.Namespace), err)
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
-		return nil, fmt.Errorf("reading %s: unexpected %T in the cache", o.String(p.Namespace), obj)
+		return nil, fmt.Errorf("reading %s: unexpected %T in the cache", o.Describe(p.Namespace), obj)
 	}
 	return u, nil
 }
@@ -157,7 +163,7 @@ func (p *Provider) get(o *Object) (*unstructured.Unstructured, error) {
 func (p *Provider) mustGet(o *Object) (*unstructured.Unstructured, error) {
 	u, err := p.get(o)
 	if err == nil && u == nil {
-		err = fmt.Errorf("%s named in trafficRoutings does not exist", o.String(p.Namespace))
+		err = fmt.Errorf("%s named in trafficRoutings does not exist", o.Describe(p.Namespace))
 	}
 	return u, err
 }
@@ -211,11 +217,11 @@ func (p *Provider) Apply(ctx context.Context, d route.Desired) (bool, error) {
 		}
 		drAnnotations, drOriginal, err := route.SaveOriginal(dr.GetAnnotations(), spec(dr))
 		if err != nil {
-			return false, fmt.Errorf("%s: %w", p.DestinationRule.String(p.Namespace), err)
+			return false, fmt.Errorf("%s: %w", p.DestinationRule.Describe(p.Namespace), err)
 		}
 		drSpec, err := WithCanarySubsets(drOriginal, subsets, d.Revision)
 		if err != nil {
-			return false, fmt.Errorf("%s: %w", p.DestinationRule.String(p.Namespace), err)
+			return false, fmt.Errorf("%s: %w", p.DestinationRule.Describe(p.Namespace), err)
 		}
 		if changed, err = p.write(ctx, &p.DestinationRule, dr, drAnnotations, drSpec); err != nil {
 			return false, err
@@ -241,7 +247,7 @@ func (p *Provider) write(ctx context.Context, o *Object, have *unstructured.Unst
 		return false, nil
 	}
 	if _, err := client.Update(ctx, update, metav1.UpdateOptions{}); err != nil {
-		return false, fmt.Errorf("updating %s: %w", o.String(p.Namespace), err)
+		return false, fmt.Errorf("updating %s: %w", o.Describe(p.Namespace), err)
 	}
 	return true, nil
 }
@@ -263,7 +269,7 @@ func (p *Provider) Restore(ctx context.Context) (bool, error) {
 		}
 		annotations, original, ok, err := route.TakeOriginal[map[string]any](u.GetAnnotations())
 		if err != nil {
-			return changed, fmt.Errorf("%s: %w", o.String(p.Namespace), err)
+			return changed, fmt.Errorf("%s: %w", o.Describe(p.Namespace), err)
 		}
 		if !ok {
 			continue
@@ -276,7 +282,7 @@ func (p *Provider) Restore(ctx context.Context) (bool, error) {
 			update.Object["spec"] = original
 		}
 		if _, err := o.Client.Namespace(p.Namespace).Update(ctx, update, metav1.UpdateOptions{}); err != nil {
-			return changed, fmt.Errorf("restoring %s: %w", o.String(p.Namespace), err)
+			return changed, fmt.Errorf("restoring %s: %w", o.Describe(p.Namespace), err)
 		}
 		changed = true
 	}
