@@ -336,4 +336,3 @@ func (s *gatewayScenario) watchRouteBeforePods(step int) func() {
 		return true
 	})
 }
-
