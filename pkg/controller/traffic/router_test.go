@@ -11,7 +11,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/release"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/istio"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/service"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 )
@@ -261,4 +264,76 @@ func TestRouteIngress(t *testing.T) {
 	got, err := e.kube.NetworkingV1().Ingresses("shop").Get(ctx, "web", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, stable, got, "the stable Ingress is never changed")
+}
+
+// TestRouteIstioSubset: a VirtualService that routes by subset gets a canary
+// subset in its DestinationRule, and the stable Service is left selecting
+// both revisions (the subset pins the stable one); finalisation restores both.
+func TestRouteIstioSubset(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	gvr := func(resource string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: istio.Group, Version: "v1", Resource: resource}
+	}
+	object := func(kind string, spec map[string]any) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": istio.Group + "/v1", "kind": kind, "spec": spec}}
+		u.SetNamespace("shop")
+		u.SetName("web")
+		return u
+	}
+	vs := object(istio.KindVirtualService, map[string]any{"http": []any{map[string]any{
+		"route": []any{map[string]any{"destination": map[string]any{"host": "web", "subset": "v1"}}},
+	}}})
+	dr := object(istio.KindDestinationRule, map[string]any{"host": "web", "subsets": []any{
+		map[string]any{"name": "v1", "labels": map[string]any{"app": "web"}},
+	}})
+	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		gvr("virtualservices"): "VirtualServiceList", gvr("destinationrules"): "DestinationRuleList",
+	}, vs.DeepCopy(), dr.DeepCopy())
+	indexers := map[schema.GroupVersionResource]cache.Indexer{}
+	e.r.Istio = &DynamicAPI{Client: client, informers: map[schema.GroupVersionResource]*dynamicInformer{}}
+	for _, r := range []string{"virtualservices", "destinationrules"} {
+		indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+		indexers[gvr(r)] = indexer
+		e.r.Istio.informers[gvr(r)] = &dynamicInformer{lazyInformer: lazyInformer{synced: func() bool { return true }},
+			lister: cache.NewGenericLister(indexer, gvr(r).GroupResource())}
+	}
+	get := func(resource string) *unstructured.Unstructured {
+		u, err := client.Resource(gvr(resource)).Namespace("shop").Get(ctx, "web", metav1.GetOptions{})
+		require.NoError(t, err)
+		return u
+	}
+	syncIstio := func() {
+		for _, r := range []string{"virtualservices", "destinationrules"} {
+			require.NoError(t, indexers[gvr(r)].Replace([]any{get(r)}, ""))
+		}
+	}
+	syncIstio()
+
+	ro := rolloutWithGateway()
+	ro.Spec.Strategy.Canary.TrafficRoutings[0].Gateway = nil
+	ro.Spec.Strategy.Canary.TrafficRoutings[0].CustomNetworkRefs = []v1beta1.ObjectRef{
+		{APIVersion: "networking.istio.io/v1", Kind: "VirtualService", Name: "web"},
+		{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule", Name: "web"},
+	}
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	rc := &release.RouteContext{Rollout: ro, Step: 1, Workload: info, Status: &v1beta1.CanaryStatus{}}
+	_, _, err := e.r.Route(ctx, rc)
+	require.NoError(t, err)
+	stable, err := e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"app": "web"}, stable.Spec.Selector, "the stable Service is not pinned")
+	subsets, _, _ := unstructured.NestedSlice(get("destinationrules").Object, "spec", "subsets")
+	assert.Equal(t, []any{
+		map[string]any{"name": "v1", "labels": map[string]any{"app": "web", "pod-template-hash": "old"}},
+		map[string]any{"name": "v1-canary", "labels": map[string]any{"pod-template-hash": "new"}},
+	}, subsets)
+	syncIstio()
+	e.sync(t)
+
+	_, _, err = e.r.Finalise(ctx, rc, v1beta1.FinalisingStepRouteTrafficToStable)
+	require.NoError(t, err)
+	assert.Equal(t, vs.Object["spec"], get("virtualservices").Object["spec"])
+	assert.Equal(t, dr.Object["spec"], get("destinationrules").Object["spec"])
+	assert.Empty(t, get("destinationrules").GetAnnotations())
 }
