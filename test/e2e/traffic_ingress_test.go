@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ func TestTrafficIngress(t *testing.T) {
 		{"HeaderAbort", trafficIngressHeaderAbort},
 		{"Disable", trafficIngressDisable},
 		{"Refused", trafficIngressRefused},
+		{"MissingIngress", trafficIngressMissing},
 	}
 	releaseEnvironment(t)
 	var wg sync.WaitGroup
@@ -63,10 +65,25 @@ func ingressRules(paths ...networkingv1.HTTPIngressPath) []networkingv1.IngressR
 	}}}
 }
 
-func newIngressScenario(t *testing.T, steps []v1beta1.CanaryStep) *ingressScenario {
+func newIngressScenario(t *testing.T, steps []v1beta1.CanaryStep, createIngress bool) *ingressScenario {
 	s := &ingressScenario{scenario: newScenario(t)}
 	s.givenDeployment("web", 4)
 	s.originalStable = s.givenStableService()
+	if createIngress {
+		s.givenIngress()
+	}
+	s.givenRollout(steps, func(ro *v1beta1.Rollout) {
+		ro.Spec.Strategy.Canary.TrafficRoutings = []v1beta1.TrafficRoutingRef{{
+			Service: "web", GracePeriodSeconds: 1, Ingress: &v1beta1.IngressTrafficRouting{Name: "web"},
+		}}
+	})
+	return s
+}
+
+// givenIngress creates the Ingress "web": class nginx, TLS, "/" to the Service "web" and
+// "/static" to another Service.
+func (s *ingressScenario) givenIngress() {
+	s.t.Helper()
 	ctx, cancel := s.ctx()
 	defer cancel()
 	ing, err := s.env.c.Client.NetworkingV1().Ingresses(s.ns).Create(ctx, &networkingv1.Ingress{
@@ -79,15 +96,9 @@ func newIngressScenario(t *testing.T, steps []v1beta1.CanaryStep) *ingressScenar
 		},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("create Ingress web: %v", err)
+		s.t.Fatalf("create Ingress web: %v", err)
 	}
 	s.original = ing
-	s.givenRollout(steps, func(ro *v1beta1.Rollout) {
-		ro.Spec.Strategy.Canary.TrafficRoutings = []v1beta1.TrafficRoutingRef{{
-			Service: "web", GracePeriodSeconds: 1, Ingress: &v1beta1.IngressTrafficRouting{Name: "web"},
-		}}
-	})
-	return s
 }
 
 // ingresses reads the stable Ingress and the canary one (nil when absent).
@@ -172,7 +183,7 @@ func (s *ingressScenario) expectRestored(what string) {
 
 // trafficIngressCanary: 5% → 50% → 100%, the canary Ingress exact at every step, gone after.
 func trafficIngressCanary(t *testing.T) {
-	s := newIngressScenario(t, []v1beta1.CanaryStep{trafficStep("1", "5%"), trafficStep("50%", "50%"), trafficStep("100%", "100%")})
+	s := newIngressScenario(t, []v1beta1.CanaryStep{trafficStep("1", "5%"), trafficStep("50%", "50%"), trafficStep("100%", "100%")}, true)
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
 	s.expectRouted("step 1: canary-weight 5", map[string]string{"canary-weight": "5"})
@@ -196,7 +207,7 @@ func trafficIngressHeaderAbort(t *testing.T) {
 	}
 	second := trafficStep("2", "20%")
 	second.Matches = []v1beta1.HttpRouteMatch{{Headers: []v1beta1.HTTPHeaderMatch{{Type: ptr.To("RegularExpression"), Name: "x-user", Value: "^qa-.*"}}}}
-	s := newIngressScenario(t, []v1beta1.CanaryStep{first, second, trafficStep("100%", "100%")})
+	s := newIngressScenario(t, []v1beta1.CanaryStep{first, second, trafficStep("100%", "100%")}, true)
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
 	s.expectRouted("step 1: x-canary: on or cookie beta to web-canary", map[string]string{
@@ -237,7 +248,7 @@ func trafficIngressHeaderAbort(t *testing.T) {
 
 // trafficIngressDisable: disabling the Rollout mid-release removes the canary Ingress.
 func trafficIngressDisable(t *testing.T) {
-	s := newIngressScenario(t, []v1beta1.CanaryStep{trafficStep("1", "5%"), trafficStep("100%", "100%")})
+	s := newIngressScenario(t, []v1beta1.CanaryStep{trafficStep("1", "5%"), trafficStep("100%", "100%")}, true)
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
 	s.expectRouted("step 1: canary-weight 5", map[string]string{"canary-weight": "5"})
@@ -245,6 +256,33 @@ func trafficIngressDisable(t *testing.T) {
 	s.updateRollout(func(ro *v1beta1.Rollout) { ro.Spec.Disabled = true })
 	s.expectRestored("after disabling: stable Ingress and Services as before")
 	s.waitForPhase(v1beta1.RolloutPhaseDisabled, "")
+}
+
+// trafficIngressMissing: a Rollout naming an Ingress that does not exist stops at the
+// traffic state with a condition naming it; creating the Ingress lets the release go on
+// (the Ingress informer notices), and an abort then removes the canary Ingress.
+func trafficIngressMissing(t *testing.T) {
+	s := newIngressScenario(t, []v1beta1.CanaryStep{trafficStep("1", "5%"), trafficStep("100%", "100%")}, false)
+	s.updateImage("app:v2")
+	want := fmt.Sprintf("Ingress %s/web named in trafficRoutings does not exist", s.ns)
+	s.eventually(waitTimeout, "condition TrafficRouting=False naming the Ingress", func(ctx context.Context) (bool, string) {
+		ro, err := s.getRollout(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		c := condition(ro, v1beta1.RolloutConditionTrafficRouting)
+		if c == nil {
+			return false, rolloutSummary(ro)
+		}
+		return c.Status == corev1.ConditionFalse && strings.Contains(c.Message, want) &&
+			ro.Status.CanaryStatus.CurrentStepState == v1beta1.CanaryStepStateTrafficRouting, jsonString(c)
+	})
+	s.givenIngress()
+	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
+	s.expectRouted("step 1, once the Ingress exists: canary-weight 5", map[string]string{"canary-weight": "5"})
+	s.abort("e2e: missing Ingress")
+	s.expectRestored("after abort: stable Ingress and Services as before")
+	s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)
 }
 
 // trafficIngressRefused: what NGINX canary annotations cannot do is refused at admission
