@@ -175,6 +175,21 @@ func (r *Router) Finalise(ctx context.Context, rc *release.RouteContext, stage v
 		if rc.Status != nil {
 			rc.Status.Traffic = nil
 		}
+	case v1beta1.FinalisingStepRouteTrafficToNew:
+		// The blue-green switch: the stable Service selects only the new
+		// revision, so that once the route is restored to send everything to
+		// the stable Service, the old revision gets no request and can go.
+		if rc.Workload == nil {
+			return false, time.Second, nil
+		}
+		rev := revision(rc.Workload)
+		changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, service.Revision{Key: rev.Key, Stable: rev.Canary})
+		if err != nil {
+			return false, 0, err
+		}
+		if changed {
+			change = fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Canary)
+		}
 	case v1beta1.FinalisingStepRestoreStableService:
 		changed, err := r.Services.Restore(ctx, ro.Namespace, ref.Service)
 		if err != nil {

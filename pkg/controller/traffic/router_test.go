@@ -198,3 +198,40 @@ func TestRouteRefusesUnsupported(t *testing.T) {
 		})
 	}
 }
+
+// TestBlueGreenSwitch: the blue-green switch pins the stable Service to the
+// new revision before the route is restored, and the Service's own selector
+// comes back at the end.
+func TestBlueGreenSwitch(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	ro := rolloutWithGateway()
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	rc := &release.RouteContext{Rollout: ro, Step: 2, Workload: info, Status: &v1beta1.CanaryStatus{}}
+	_, _, err := e.r.Route(ctx, rc)
+	require.NoError(t, err)
+	e.sync(t)
+
+	selector := func() map[string]string {
+		svc, err := e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
+		require.NoError(t, err)
+		return svc.Spec.Selector
+	}
+	finalise := func(stage v1beta1.FinalisingStepType) {
+		t.Helper()
+		e.clock.Step(DefaultGracePeriod)
+		_, _, err := e.r.Finalise(ctx, rc, stage)
+		require.NoError(t, err)
+		e.sync(t)
+	}
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "old"}, selector())
+	finalise(v1beta1.FinalisingStepRouteTrafficToNew)
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "new"}, selector(), "the switch")
+	finalise(v1beta1.FinalisingStepRouteTrafficToStable)
+	hr, err := e.gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Len(t, hr.Spec.Rules[0].BackendRefs, 1, "the route sends everything to the stable Service, now the new revision")
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "new"}, selector())
+	finalise(v1beta1.FinalisingStepRestoreStableService)
+	assert.Equal(t, map[string]string{"app": "web"}, selector(), "the original selector, exactly")
+}

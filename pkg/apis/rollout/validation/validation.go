@@ -310,6 +310,12 @@ func validateStrategy(s *rollout.RolloutStrategy, workloadKind string, fldPath *
 	}
 	if b := s.BlueGreen; b != nil {
 		bgPath := fldPath.Child("blueGreen")
+		if workloadKind != rollout.KindDeployment {
+			// A StatefulSet's or DaemonSet's pods cannot run two revisions at
+			// full size side by side under one workload.
+			allErrs = append(allErrs, field.Forbidden(bgPath,
+				fmt.Sprintf("blue-green releases kind %s only, not %q: use the canary strategy", rollout.KindDeployment, workloadKind)))
+		}
 		allErrs = append(allErrs, validateSteps(b.Steps, len(b.TrafficRoutings) > 0, true, bgPath.Child("steps"))...)
 		allErrs = append(allErrs, validateTrafficRoutings(b.TrafficRoutings, bgPath.Child("trafficRoutings"))...)
 		allErrs = append(allErrs, validateFailureThreshold(b.FailureThreshold, bgPath.Child("failureThreshold"))...)

@@ -213,6 +213,14 @@ func TestValidateStrategy(t *testing.T) {
 			r.Spec.Strategy.Canary = c
 		}, []string{want(forbidden, "spec.strategy")}},
 		{"blueGreen only", validBlueGreen, nil},
+		{"blueGreen of a StatefulSet", func(r *rollout.Rollout) {
+			validBlueGreen(r)
+			r.Spec.WorkloadRef.Kind = rollout.KindStatefulSet
+		}, []string{want(forbidden, "spec.strategy.blueGreen")}},
+		{"blueGreen of a DaemonSet", func(r *rollout.Rollout) {
+			validBlueGreen(r)
+			r.Spec.WorkloadRef.Kind = rollout.KindDaemonSet
+		}, []string{want(forbidden, "spec.strategy.blueGreen")}},
 		{"errors of both strategies are reported", func(r *rollout.Rollout) {
 			c := r.Spec.Strategy.Canary
 			validBlueGreen(r)
