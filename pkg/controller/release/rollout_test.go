@@ -38,9 +38,9 @@ func newEnv(t *testing.T, ro *v1beta1.Rollout, objs ...runtime.Object) *env {
 	c := fakecluster.New(t, append(objs, ro)...)
 	e := &env{t: t, c: c, analyzer: &scriptedAnalyzer{}}
 	e.r = &Reconciler{
-		Client: c.Rollouts,
-		Kube:   c.Kube,
-		Store:  c.Store,
+		Client:       c.Rollouts,
+		Kube:         c.Kube,
+		Store:        c.Store,
 		Releasers:    releasers.For(c.Deps),
 		Router:       NoopTrafficRouter{},
 		Analyzer:     e.analyzer,
