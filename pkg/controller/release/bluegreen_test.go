@@ -99,6 +99,8 @@ func TestBlueGreenAbortSwitchesTrafficBackFirst(t *testing.T) {
 	assertAbortedOnStable(t, e)
 	assert.Equal(t, map[string]int32{"v1": 4, "v2": 2}, router.at[v1beta1.FinalisingStepRouteTrafficToStable],
 		"traffic is back on stable before any new pod goes")
+	assert.Equal(t, map[string]int32{"v1": 4, "v2": 0}, router.at[v1beta1.FinalisingStepRestoreStableService],
+		"the stable Service selects every pod again only once the aborted ones are gone")
 	assert.NotContains(t, router.stages, v1beta1.FinalisingStepRouteTrafficToNew)
 }
 

@@ -43,9 +43,11 @@ const (
 // A successful release first brings every pod to the new revision, then
 // points stable traffic at it and removes the canary routes, and only then
 // gives the workload its own strategy back. Every other ending moves traffic
-// back to stable first; an abort then also rolls the workload back to the
-// stable revision before handing it back. Disabling and deleting hand the
-// workload back as it is, to finish on its own strategy.
+// back to stable first. An abort then brings the pods back to the stable
+// revision and only then gives the stable Service its own selector back, so
+// no request reaches an aborted pod. Disabling and deleting hand the
+// workload back as it is, to finish on its own strategy, with the stable
+// Service selecting every pod again.
 //
 // A successful blue-green release ends in another order, because its old
 // revision still runs every replica: once the new revision has every replica
@@ -78,11 +80,14 @@ func stagesOf(kind finaliseKind, blueGreen bool) []v1beta1.FinalisingStepType {
 			v1beta1.FinalisingStepReleaseWorkloadControl,
 		}
 	case finaliseAbort:
+		// The stable Service keeps selecting only the stable revision until
+		// the aborted revision's pods are gone, so none of them gets a
+		// request after the abort.
 		return []v1beta1.FinalisingStepType{
 			v1beta1.FinalisingStepRouteTrafficToStable,
-			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepRemoveCanaryService,
 			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepReleaseWorkloadControl,
 		}
 	case finaliseAbortHold:
@@ -90,9 +95,9 @@ func stagesOf(kind finaliseKind, blueGreen bool) []v1beta1.FinalisingStepType {
 		// stable revision while the template says the aborted one.
 		return []v1beta1.FinalisingStepType{
 			v1beta1.FinalisingStepRouteTrafficToStable,
-			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepRemoveCanaryService,
 			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRestoreStableService,
 		}
 	default:
 		return []v1beta1.FinalisingStepType{
