@@ -281,6 +281,9 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 				p.recorded()
 				return nil
 			}
+			if err := r.Router.Prepare(ctx, &RouteContext{Rollout: ro, Step: index, Workload: info, Status: cs}); err != nil {
+				return r.routingFailed(p, fmt.Sprintf("Step %d/%d", index, n), err)
+			}
 			ready, err := p.rel.Upgrade(ctx, ro, info, desired)
 			if err != nil {
 				return err

@@ -104,6 +104,39 @@ func revision(info *workload.Info) service.Revision {
 	return service.Revision{Key: key, Stable: info.StableRevision, Canary: info.PodTemplateHash}
 }
 
+// Prepare implements release.TrafficRouter: the canary Service and the
+// stable Service's pin, before the step's pods move.
+func (r *Router) Prepare(ctx context.Context, rc *release.RouteContext) error {
+	ro := rc.Rollout
+	ref := routing(ro)
+	if ref == nil || rc.Workload == nil || ro.Spec.Strategy.Canary.DisableGenerateCanaryService {
+		return nil
+	}
+	changes, err := r.services(ctx, ro, ref, revision(rc.Workload))
+	if err != nil {
+		return err
+	}
+	r.record(ro, fmt.Sprintf("Step %d", rc.Step), changes)
+	return nil
+}
+
+// services creates the canary Service and pins the stable one, and says what
+// it changed.
+func (r *Router) services(ctx context.Context, ro *v1beta1.Rollout, ref *v1beta1.TrafficRoutingRef, rev service.Revision) ([]string, error) {
+	var changes []string
+	if changed, err := r.Services.EnsureCanary(ctx, ro, ref.Service, rev); err != nil {
+		return nil, err
+	} else if changed {
+		changes = append(changes, fmt.Sprintf("canary Service %s selects revision %s", service.CanaryName(ref.Service), rev.Canary))
+	}
+	if changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, rev); err != nil {
+		return nil, err
+	} else if changed {
+		changes = append(changes, fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Stable))
+	}
+	return changes, nil
+}
+
 // Route implements release.TrafficRouter.
 func (r *Router) Route(ctx context.Context, rc *release.RouteContext) (bool, time.Duration, error) {
 	ro := rc.Rollout
@@ -120,20 +153,12 @@ func (r *Router) Route(ctx context.Context, rc *release.RouteContext) (bool, tim
 		return false, 0, err
 	}
 	rev := revision(rc.Workload)
-	var changes []string
-	disabled := ro.Spec.Strategy.Canary.DisableGenerateCanaryService
-	if disabled {
+	if ro.Spec.Strategy.Canary.DisableGenerateCanaryService {
 		return false, 0, fmt.Errorf("disableGenerateCanaryService leaves %s no Service that selects only revision %s; unset it to route traffic", provider.Object(), rev.Canary)
 	}
-	if changed, err := r.Services.EnsureCanary(ctx, ro, ref.Service, rev); err != nil {
+	changes, err := r.services(ctx, ro, ref, rev)
+	if err != nil {
 		return false, 0, err
-	} else if changed {
-		changes = append(changes, fmt.Sprintf("canary Service %s selects revision %s", d.CanaryService, rev.Canary))
-	}
-	if changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, rev); err != nil {
-		return false, 0, err
-	} else if changed {
-		changes = append(changes, fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Stable))
 	}
 	if rc.Status != nil {
 		// Recorded before it is applied, so status never claims less than

@@ -235,3 +235,26 @@ func TestBlueGreenSwitch(t *testing.T) {
 	finalise(v1beta1.FinalisingStepRestoreStableService)
 	assert.Equal(t, map[string]string{"app": "web"}, selector(), "the original selector, exactly")
 }
+
+// TestPrepareBeforePodsMove: before a step's pods move, the stable Service is
+// pinned and the canary Service exists, and the route is not touched yet.
+func TestPrepareBeforePodsMove(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	ro := rolloutWithGateway()
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	require.NoError(t, e.r.Prepare(ctx, &release.RouteContext{Rollout: ro, Step: 1, Workload: info, Status: &v1beta1.CanaryStatus{}}))
+
+	stable, err := e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "old"}, stable.Spec.Selector)
+	_, err = e.kube.CoreV1().Services("shop").Get(ctx, "web-canary", metav1.GetOptions{})
+	require.NoError(t, err)
+	hr, err := e.gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Len(t, hr.Spec.Rules[0].BackendRefs, 1, "the route changes only when the step routes")
+
+	e.sync(t)
+	require.NoError(t, e.r.Prepare(ctx, &release.RouteContext{Rollout: ro, Step: 1, Workload: info}))
+	assert.Len(t, e.events.Events, 1, "a second Prepare changes nothing and records nothing")
+}
