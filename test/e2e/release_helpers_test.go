@@ -591,7 +591,7 @@ func (s *scenario) promoteWith(full bool) {
 	s.t.Helper()
 	ro := s.rollout()
 	at := int32(0)
-	if cs := ro.Status.CanaryStatus; cs != nil {
+	if cs := ro.Status.Progress(); cs != nil {
 		at = cs.CurrentStepIndex
 	}
 	if full {

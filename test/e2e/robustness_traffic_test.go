@@ -150,7 +150,7 @@ func TestRobustnessKillMidTrafficChange(t *testing.T) {
 		t.Fatalf("update the Deployment's image: %v", err)
 	}
 	robWaitRollout(t, rc, ns, name, 90*time.Second, "step 2 reached", s, func(ro *v1beta1.Rollout) bool {
-		return ro.Status.CurrentStepIndex == 2 || ro.Status.Phase != v1beta1.RolloutPhaseProgressing
+		return ro.Status.Phase == v1beta1.RolloutPhaseProgressing && ro.Status.CurrentStepIndex == 2
 	})
 	atKill := robWaitFast(t, rc, ns, name, 60*time.Second, "step 2 StepTrafficRouting", s, func(ro *v1beta1.Rollout) (bool, error) {
 		cs := ro.Status.CanaryStatus

@@ -70,6 +70,11 @@ func TestBlueGreenRelease(t *testing.T) {
 	assert.Equal(t, corev1.ConditionTrue, condition(ro, v1beta1.RolloutConditionSucceeded).Status)
 	assert.Equal(t, v1beta1.FinalisingStepTypeEnd, ro.Status.BlueGreenStatus.FinalisingStep)
 	assert.Equal(t, map[string]int32{"v1": 0, "v2": 4}, e.replicaSets())
+	for _, rs := range e.c.ReplicaSets("web") {
+		if *rs.Spec.Replicas > 0 {
+			assert.Equal(t, "4", rs.Annotations["deployment.kubernetes.io/desired-replicas"], "the new ReplicaSet records the Deployment's own replicas again")
+		}
+	}
 	got := e.c.Deployment("web")
 	assert.False(t, got.Spec.Paused)
 	assert.Equal(t, d.Spec.Strategy, got.Spec.Strategy, "strategy restored exactly")

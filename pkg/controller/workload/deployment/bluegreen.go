@@ -2,6 +2,7 @@ package deployment
 
 import (
 	"context"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 
@@ -101,23 +102,41 @@ func (r *BlueGreen) Retire(ctx context.Context, ro *v1beta1.Rollout, info *workl
 			return false, nil
 		}
 	}
+	// The new revision alone now: its ReplicaSet records the Deployment's
+	// own replicas and surge again, as if the Deployment controller had
+	// rolled it out, before the Deployment gets its strategy back.
+	replicas := replicasOf(d.Spec.Replicas)
+	if current != nil && current.Annotations[desiredReplicasAnnotation] != strconv.Itoa(int(replicas)) {
+		surge, _, err := rollingParameters(d, replicas)
+		if err != nil {
+			return false, err
+		}
+		if err := r.scale(ctx, ro, d, current, replicasOf(current.Spec.Replicas), replicas, surge); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
 }
 
 // scaleAll scales each ReplicaSet to what want says for it, shrinking
-// before growing, and reports whether it wrote anything. Blue-green allows
-// the old and the new revision every replica each, so the surge it
-// records for the Deployment controller is the replica count.
+// before growing, and reports whether it wrote anything.
+//
+// The ReplicaSets it scales record 2×replicas as the Deployment's desired
+// (and most) pods: both revisions run every replica. That is also what keeps
+// the Deployment controller from undoing a blue-green release: even for a
+// paused Deployment it scales every old ReplicaSet to 0 as soon as the new
+// one is saturated, which it decides from that annotation.
 func (r *BlueGreen) scaleAll(ctx context.Context, ro *v1beta1.Rollout, d *appsv1.Deployment, rss []*appsv1.ReplicaSet, want func(*appsv1.ReplicaSet) int32) (bool, error) {
-	replicas := replicasOf(d.Spec.Replicas)
+	both := 2 * replicasOf(d.Spec.Replicas)
 	scaled := false
 	for _, shrink := range []bool{true, false} {
 		for _, rs := range rss {
 			to, from := want(rs), replicasOf(rs.Spec.Replicas)
-			if to == from || (to < from) != shrink {
+			unmarked := rs.Annotations[desiredReplicasAnnotation] != strconv.Itoa(int(both))
+			if (to == from && !(unmarked && to > 0)) || (to < from) != shrink {
 				continue
 			}
-			if err := r.scale(ctx, ro, d, rs, to, replicas, replicas); err != nil {
+			if err := r.scale(ctx, ro, d, rs, to, both, 0); err != nil {
 				return scaled, err
 			}
 			scaled = true
