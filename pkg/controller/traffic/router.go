@@ -7,6 +7,7 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -187,15 +188,20 @@ func (r *Router) Finalise(ctx context.Context, rc *release.RouteContext, stage v
 	switch stage {
 	case v1beta1.FinalisingStepRouteTrafficToStable:
 		provider, err := r.provider(ro, ref)
-		if err != nil {
+		switch {
+		case errors.Is(err, errGatewayMissing):
+			// No Gateway API, so no route: nothing carries a change to undo,
+			// and an ending must not wait for an API that is not there.
+		case err != nil:
 			return false, 0, err
-		}
-		changed, err := provider.Restore(ctx)
-		if err != nil {
-			return false, 0, err
-		}
-		if changed {
-			change = provider.Object() + " is back to its original routing"
+		default:
+			changed, err := provider.Restore(ctx)
+			if err != nil {
+				return false, 0, err
+			}
+			if changed {
+				change = provider.Object() + " is back to its original routing"
+			}
 		}
 		if rc.Status != nil {
 			rc.Status.Traffic = nil

@@ -258,3 +258,24 @@ func TestPrepareBeforePodsMove(t *testing.T) {
 	require.NoError(t, e.r.Prepare(ctx, &release.RouteContext{Rollout: ro, Step: 1, Workload: info}))
 	assert.Len(t, e.events.Events, 1, "a second Prepare changes nothing and records nothing")
 }
+
+// TestRouteWithoutTheGatewayAPI: on a cluster without the Gateway API CRDs a
+// step that routes through an HTTPRoute fails with an error that says so,
+// and putting traffic back has nothing to do, so an abort or a disable
+// ends instead of waiting for the API.
+func TestRouteWithoutTheGatewayAPI(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	e.r.Gateway = &GatewayAPI{Client: e.gw, Discovery: e.kube.Discovery(), Ctx: ctx}
+	ro := rolloutWithGateway()
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	rc := &release.RouteContext{Rollout: ro, Step: 1, Workload: info, Status: &v1beta1.CanaryStatus{}}
+
+	_, _, err := e.r.Route(ctx, rc)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the Gateway API is not installed in this cluster")
+
+	done, _, err := e.r.Finalise(ctx, rc, v1beta1.FinalisingStepRouteTrafficToStable)
+	require.NoError(t, err, "without the API there is no route to put back")
+	assert.True(t, done)
+}
