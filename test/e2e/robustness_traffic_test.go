@@ -24,8 +24,10 @@ import (
 // changes a Gateway API HTTPRoute, and restarts it in place:
 //
 //  1. as step 2 (50%) enters StepTrafficRouting, i.e. with the step's weight recorded in
-//     status and the route about to change or just changed;
-//  2. during the finalisation's traffic stages, with the route being put back.
+//     status and the route about to change;
+//  2. once the route carries step 2's weight, within the grace period that follows (the
+//     router's memory of the change is lost with the process);
+//  3. during the finalisation's traffic stages, with the route being put back.
 //
 // After each restart the route must converge to what the recorded state asks for (50/50 at
 // step 2; exactly the original route at the end) and nothing the release created (the
@@ -164,10 +166,17 @@ func TestRobustnessKillMidTrafficChange(t *testing.T) {
 	})
 	hr, _, _, _ := routeState()
 	killAndRestart(fmt.Sprintf("at %s with the route at %s", robDescribe(atKill), jsonString(hr.Spec.Rules[0].BackendRefs)))
-	robWaitRollout(t, rc, ns, name, 60*time.Second, "step 2 StepPaused after the restart", s, robAt(2, v1beta1.CanaryStepStatePaused))
 	expectRoute("after the restart the route converged to step 2: 50/50", 30*time.Second, weightsAre(50, 50))
 
-	// --- 2. kill while finalisation puts the route back ---------------------------------------
+	// --- 2. kill once the route changed, within the grace period that follows -----------
+	if ro, err := rc.RolloutV1beta1().Rollouts(ns).Get(ctx, name, metav1.GetOptions{}); err != nil || ro.Status.CurrentStepState != v1beta1.CanaryStepStateTrafficRouting {
+		t.Fatalf("step 2 left StepTrafficRouting within its grace period: %v %s", err, robDescribe(ro))
+	}
+	killAndRestart("at step 2 StepTrafficRouting with the route at 50/50, within the grace period")
+	robWaitRollout(t, rc, ns, name, 60*time.Second, "step 2 StepPaused after the restart", s, robAt(2, v1beta1.CanaryStepStatePaused))
+	expectRoute("step 2 went on with the route as it was: 50/50", 10*time.Second, weightsAre(50, 50))
+
+	// --- 3. kill while finalisation puts the route back ---------------------------------------
 	promote := func() {
 		t.Helper()
 		if err := rc.RolloutV1beta1().RESTClient().Post().Namespace(ns).Resource("rollouts").Name(name).SubResource("promote").
