@@ -10,8 +10,8 @@
 //  3. step latency: M Rollouts with a manual step; for each in turn, POST promote and time
 //     until the new ReplicaSet's spec.replicas changes (seen by a watch);
 //  4. traffic (-traffic T): T Deployments, each behind a Service and a Gateway API
-//     HTTPRoute, with a Rollout whose first step sends 50% of the traffic; all released at
-//     once; for each, the time from its new ReplicaSet having the step's pods available
+//     HTTPRoute, with a Rollout whose first step sends 50% of the traffic; released in
+//     waves of -traffic-wave; for each, the time from its new ReplicaSet having the step's pods available
 //     to its HTTPRoute sending to the canary Service (both seen by watches);
 //
 // and rollout-apiserver's CPU seconds (/proc/PID/stat utime+stime) and memory (VmRSS,
@@ -62,7 +62,7 @@ import (
 
 type options struct {
 	n, replicas, manual, parallel, nice int
-	idle, traffic                       int
+	idle, traffic, trafficWave          int
 	timeout                             time.Duration
 	serverArgs                          string
 }
@@ -100,7 +100,8 @@ type row struct {
 func main() {
 	var o options
 	flag.IntVar(&o.n, "n", 200, "Deployments per phase (plain and with Rollouts; 0 skips both)")
-	flag.IntVar(&o.traffic, "traffic", 0, "Rollouts that route through an HTTPRoute each, released at once, for the pods-ready → route-updated latency, e.g. 100 (0 skips)")
+	flag.IntVar(&o.traffic, "traffic", 0, "Rollouts that route through an HTTPRoute each, for the pods-ready → route-updated latency, e.g. 100 (0 skips)")
+	flag.IntVar(&o.trafficWave, "traffic-wave", 10, "how many of the -traffic releases start together")
 	flag.IntVar(&o.replicas, "replicas", 2, "replicas of every Deployment")
 	flag.IntVar(&o.manual, "manual", 40, "Rollouts with a manual step for the promote latency (0 skips)")
 	flag.IntVar(&o.idle, "idle", 0, "idle Rollouts and their Deployments (0 replicas) to create at the end for the memory figure, e.g. 10000 (0 skips)")
