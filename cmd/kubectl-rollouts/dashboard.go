@@ -168,7 +168,7 @@ func (d *dashboard) list(ctx context.Context) ([]listItem, error) {
 			Message: r.Status.Message, Workload: r.Spec.WorkloadRef.Kind + "/" + r.Spec.WorkloadRef.Name,
 			Paused: r.Spec.Strategy.Paused, Progress: progressBar(r),
 		}
-		if cs := r.Status.CanaryStatus; cs != nil {
+		if cs := r.Status.Progress(); cs != nil {
 			it.Step = cs.CurrentStepIndex
 		}
 		items = append(items, it)

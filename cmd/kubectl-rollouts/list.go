@@ -85,14 +85,14 @@ func statusWord(r *v1beta1.Rollout) string {
 
 func stepColumn(r *v1beta1.Rollout) string {
 	n := len(stepsOf(r))
-	if cs := r.Status.CanaryStatus; cs != nil && n > 0 {
+	if cs := r.Status.Progress(); cs != nil && n > 0 {
 		return fmt.Sprintf("%d/%d", cs.CurrentStepIndex, n)
 	}
 	return fmt.Sprintf("-/%d", n)
 }
 
 func stateColumn(r *v1beta1.Rollout) string {
-	if cs := r.Status.CanaryStatus; cs != nil && cs.CurrentStepState != "" {
+	if cs := r.Status.Progress(); cs != nil && cs.CurrentStepState != "" {
 		return string(cs.CurrentStepState)
 	}
 	return "-"

@@ -301,7 +301,7 @@ func podOf(p *corev1.Pod) podInfo {
 // assignRoles marks the stable and canary revisions: during a release as the Rollout's
 // status names them, otherwise the newest revision is the one running (stable).
 func assignRoles(r *v1beta1.Rollout, revs []revisionInfo) {
-	cs := r.Status.CanaryStatus
+	cs := r.Status.Progress()
 	if cs != nil && r.Status.Phase == v1beta1.RolloutPhaseProgressing {
 		for i := range revs {
 			switch revs[i].ID {

@@ -177,8 +177,8 @@ func summary(r *v1beta1.Rollout) string {
 	if c := condition(r, v1beta1.RolloutConditionProgressing); c != nil && c.Reason != "" && c.Reason != phase {
 		parts[0] += " (" + c.Reason + ")"
 	}
-	if n := len(stepsOf(r)); n > 0 && st.CanaryStatus != nil {
-		parts = append(parts, fmt.Sprintf("step %d/%d %s", st.CanaryStatus.CurrentStepIndex, n, st.CanaryStatus.CurrentStepState))
+	if n, cs := len(stepsOf(r)), st.Progress(); n > 0 && cs != nil {
+		parts = append(parts, fmt.Sprintf("step %d/%d %s", cs.CurrentStepIndex, n, cs.CurrentStepState))
 	}
 	if r.Spec.Strategy.Paused {
 		parts = append(parts, "paused")
@@ -211,7 +211,7 @@ func stepsOf(r *v1beta1.Rollout) []v1beta1.CanaryStep {
 
 // stepStatus is whether step i (0-based) is done, current, failed or still to come.
 func stepStatus(r *v1beta1.Rollout, i int) string {
-	cs := r.Status.CanaryStatus
+	cs := r.Status.Progress()
 	if cs == nil {
 		return markPending
 	}
@@ -264,7 +264,7 @@ func stepLine(r *v1beta1.Rollout, steps []v1beta1.CanaryStep, i int) string {
 		parts = append(parts, "checks "+analysisString(r, a, int32(i+1)))
 	}
 	if mark == markCurrent {
-		parts = append(parts, "← "+string(r.Status.CanaryStatus.CurrentStepState))
+		parts = append(parts, "← "+string(r.Status.Progress().CurrentStepState))
 	}
 	return strings.Join(parts, "  ")
 }
@@ -331,7 +331,7 @@ func routingString(r *v1beta1.Rollout) string {
 
 // currentTraffic is the traffic the current step routes to the canary once routed.
 func currentTraffic(r *v1beta1.Rollout) string {
-	cs := r.Status.CanaryStatus
+	cs := r.Status.Progress()
 	steps := stepsOf(r)
 	if cs == nil || r.Status.Phase != v1beta1.RolloutPhaseProgressing || cs.CurrentStepIndex < 1 || int(cs.CurrentStepIndex) > len(steps) {
 		return ""

@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -48,9 +47,7 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/ingress"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/traffic/service"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/daemonset"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/deployment"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/statefulset"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/releasers"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
 	rolloutscheme "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned/scheme"
 	rolloutinformers "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/informers/externalversions"
@@ -332,7 +329,7 @@ func New(cfg Config) (*Controller, error) {
 		Client:       cfg.RolloutClient,
 		Kube:         cfg.KubeClient,
 		Store:        newRolloutStore(c.rollouts),
-		Releasers:    c.releaserFor(),
+		Releasers:    releasers.For(c.deps),
 		Router:       cfg.TrafficRouter,
 		Analyzer:     cfg.Analyzer,
 		Recorder:     recorder,
@@ -372,33 +369,6 @@ func (c *Controller) RolloutLister() rolloutlisters.RolloutLister {
 // HasSynced reports whether the Rollout cache has been filled.
 func (c *Controller) HasSynced() bool {
 	return c.synced[0]()
-}
-
-// releaserFor picks the workload mechanics of a Rollout.
-func (c *Controller) releaserFor() release.ReleaserFunc {
-	inPlace := deployment.NewInPlace(c.deps)
-	canary := deployment.NewCanary(c.deps)
-	sts := statefulset.New(c.deps)
-	ds := daemonset.New(c.deps)
-	return func(ro *v1beta1.Rollout) (workload.Releaser, error) {
-		ref := ro.Spec.WorkloadRef
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err != nil || gv.Group != "apps" {
-			return nil, fmt.Errorf("workloadRef %s %s %s is not supported: only apps/v1 Deployments, StatefulSets and DaemonSets are", ref.APIVersion, ref.Kind, ref.Name)
-		}
-		switch ref.Kind {
-		case v1beta1.KindDeployment:
-			if ro.Spec.Strategy.Canary != nil && ro.Spec.Strategy.Canary.EnableExtraWorkloadForCanary {
-				return canary, nil
-			}
-			return inPlace, nil
-		case v1beta1.KindStatefulSet:
-			return sts, nil
-		case v1beta1.KindDaemonSet:
-			return ds, nil
-		}
-		return nil, fmt.Errorf("workloadRef kind %q is not supported: only Deployment, StatefulSet and DaemonSet are", ref.Kind)
-	}
 }
 
 // Run starts the informers and, once this replica leads (at once when leader

@@ -196,7 +196,7 @@ func (h *Handler) activeRollout(ctx context.Context, namespace, kind string, met
 			return "", fmt.Errorf("listing Rollouts from cache: %w", err)
 		}
 		if ro := workload.ActiveRollout(list, kind, name); ro != nil {
-			return canaryName(ro), nil
+			return releasingName(ro), nil
 		}
 		if _, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]; !labelled {
 			return "", nil
@@ -220,16 +220,18 @@ func (h *Handler) activeRollout(ctx context.Context, namespace, kind string, met
 	}
 	if ro := workload.ActiveRollout(rollouts, kind, name); ro != nil {
 		klog.V(2).InfoS("Rollout of a labelled workload found by a fresh read, not yet in the cache", "kind", kind, "workload", klog.KRef(namespace, name), "rollout", ro.Name)
-		return canaryName(ro), nil
+		return releasingName(ro), nil
 	}
 	return "", nil
 }
 
-// canaryName is the name of a Rollout whose releases the webhook holds for;
-// the step machine releases canary strategies only, so a Rollout without one
-// holds nothing.
-func canaryName(ro *v1beta1.Rollout) string {
-	if ro.Spec.Strategy.Canary == nil {
+// releasingName is the name of a Rollout whose releases the webhook holds
+// for: canary of any kind, blue-green of a Deployment. The step machine
+// releases nothing else, so a workload held for anything else would stay
+// held.
+func releasingName(ro *v1beta1.Rollout) string {
+	s := ro.Spec.Strategy
+	if s.Canary == nil && (s.BlueGreen == nil || ro.Spec.WorkloadRef.Kind != v1beta1.KindDeployment) {
 		return ""
 	}
 	return ro.Name

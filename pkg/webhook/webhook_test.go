@@ -510,3 +510,28 @@ func TestServeHTTPBodyCap(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, post(8<<20))
 	assert.Equal(t, http.StatusBadRequest, post(3584<<10))
 }
+
+func TestReleasingName(t *testing.T) {
+	canary := &v1beta1.CanaryStrategy{}
+	blueGreen := &v1beta1.BlueGreenStrategy{}
+	tests := []struct {
+		name     string
+		kind     string
+		strategy v1beta1.RolloutStrategy
+		want     string
+	}{
+		{"canary Deployment", v1beta1.KindDeployment, v1beta1.RolloutStrategy{Canary: canary}, "ro"},
+		{"canary StatefulSet", v1beta1.KindStatefulSet, v1beta1.RolloutStrategy{Canary: canary}, "ro"},
+		{"blue-green Deployment", v1beta1.KindDeployment, v1beta1.RolloutStrategy{BlueGreen: blueGreen}, "ro"},
+		{"blue-green StatefulSet is never released, so never held", v1beta1.KindStatefulSet, v1beta1.RolloutStrategy{BlueGreen: blueGreen}, ""},
+		{"no strategy", v1beta1.KindDeployment, v1beta1.RolloutStrategy{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ro := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "ro"}}
+			ro.Spec.WorkloadRef.Kind = tt.kind
+			ro.Spec.Strategy = tt.strategy
+			assert.Equal(t, tt.want, releasingName(ro))
+		})
+	}
+}

@@ -397,8 +397,14 @@ func (s *scenario) adoptRollout(create func(ctx context.Context) (*v1beta1.Rollo
 	if err != nil {
 		s.t.Fatalf("create Rollout %s: %v", s.name, err)
 	}
-	steps := created.Spec.Strategy.Canary.Steps
-	s.extra = created.Spec.Strategy.Canary.EnableExtraWorkloadForCanary
+	var steps []v1beta1.CanaryStep
+	if bg := created.Spec.Strategy.BlueGreen; bg != nil {
+		steps = bg.Steps
+		s.w.releasesBlueGreen()
+	} else {
+		steps = created.Spec.Strategy.Canary.Steps
+		s.extra = created.Spec.Strategy.Canary.EnableExtraWorkloadForCanary
+	}
 	s.w.setSteps(steps, s.extra)
 	s.eventually(waitTimeout, "the controller to take the Rollout on (finalizer, control label, phase Healthy)", func(ctx context.Context) (bool, string) {
 		ro, err := s.getRollout(ctx)
@@ -585,7 +591,7 @@ func (s *scenario) promoteWith(full bool) {
 	s.t.Helper()
 	ro := s.rollout()
 	at := int32(0)
-	if cs := ro.Status.CanaryStatus; cs != nil {
+	if cs := ro.Status.Progress(); cs != nil {
 		at = cs.CurrentStepIndex
 	}
 	if full {
@@ -1123,7 +1129,11 @@ type podWatcher struct {
 	// ReplicaSets.
 	workloads, replicaSets cache.Store
 
-	mu            sync.Mutex
+	mu sync.Mutex
+	// blueGreen: the new revision's pods come up beside every old pod, so
+	// the live pods are bounded by replicas + the step's target instead of
+	// replicas + maxSurge.
+	blueGreen     bool
 	replicas      int
 	surge         int
 	targets       []int
@@ -1231,6 +1241,13 @@ func (w *podWatcher) setSteps(steps []v1beta1.CanaryStep, extra bool) {
 	}
 }
 
+// releasesBlueGreen tells the watcher the Rollout is blue-green.
+func (w *podWatcher) releasesBlueGreen() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.blueGreen = true
+}
+
 // expectRelease: image is (about to be) the new revision; the release starts at step 1.
 func (w *podWatcher) expectRelease(image string) {
 	w.mu.Lock()
@@ -1292,7 +1309,7 @@ func (w *podWatcher) observeRollout(obj any) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	st := ro.Status
-	cs := st.CanaryStatus
+	cs := st.Progress()
 	rec := roState{at: time.Now(), phase: st.Phase, reason: progressingReasonOf(ro), paused: ro.Spec.Strategy.Paused}
 	if cs != nil {
 		rec.revision, rec.step, rec.state = cs.CanaryRevision, cs.CurrentStepIndex, cs.CurrentStepState
@@ -1379,7 +1396,10 @@ func (w *podWatcher) checkLocked() (int, int) {
 	}
 	bound := w.boundLocked()
 	allowed := w.allowedLocked()
-	limit := w.replicas + w.surge
+	limit, limitWhy := w.replicas+w.surge, fmt.Sprintf("replicas %d + maxSurge %d", w.replicas, w.surge)
+	if w.blueGreen {
+		limit, limitWhy = w.replicas+bound, fmt.Sprintf("replicas %d + the step's %d new pods beside them (blue-green)", w.replicas, bound)
+	}
 	held, owner := w.workloadLocked()
 	where := fmt.Sprintf("(allowed step %d/%d, workload held: %v, pods by image@revision: %v)", allowed, len(w.targets), held, perRev)
 	// Live pods are the release controller's to bound while it holds the workload. Handed back,
@@ -1405,8 +1425,8 @@ func (w *podWatcher) checkLocked() (int, int) {
 			sizes = append(sizes, fmt.Sprintf("%s=%d", rs.Name, n))
 		}
 		if sum > limit {
-			w.violate(fmt.Sprintf("rs-sum:%d>%d", sum, limit), "the ReplicaSets of Deployment %s ask for %d pods in total (%s), above replicas %d + maxSurge %d %s",
-				w.s.name, sum, strings.Join(sizes, ", "), w.replicas, w.surge, where)
+			w.violate(fmt.Sprintf("rs-sum:%d>%d", sum, limit), "the ReplicaSets of Deployment %s ask for %d pods in total (%s), above %s %s",
+				w.s.name, sum, strings.Join(sizes, ", "), limitWhy, where)
 		}
 	}
 	if w.extra {
@@ -1421,14 +1441,14 @@ func (w *podWatcher) checkLocked() (int, int) {
 			w.violate(fmt.Sprintf("orignew:%d>%d", origNew, origBound), "%d pods of the original Deployment on the new revision %s before the last step %s", origNew, w.newImage, where)
 		}
 		if orig > limit && checkLive {
-			w.violate(fmt.Sprintf("total:%d>%d", orig, limit), "%d live pods of the original Deployment, above replicas %d + maxSurge %d %s", orig, w.replicas, w.surge, where)
+			w.violate(fmt.Sprintf("total:%d>%d", orig, limit), "%d live pods of the original Deployment, above %s %s", orig, limitWhy, where)
 		}
 	} else {
 		if newPods > bound {
 			w.violate(fmt.Sprintf("new:%s:%d>%d", w.newImage, newPods, bound), "%d live pods on the new revision %s, above the target %d of step %d %s", newPods, w.newImage, bound, allowed, where)
 		}
 		if total > limit && checkLive {
-			w.violate(fmt.Sprintf("total:%d>%d", total, limit), "%d live pods, above replicas %d + maxSurge %d %s", total, w.replicas, w.surge, where)
+			w.violate(fmt.Sprintf("total:%d>%d", total, limit), "%d live pods, above %s %s", total, limitWhy, where)
 		}
 	}
 	for img, n := range replaced {

@@ -33,6 +33,9 @@ func TestTrafficGateway(t *testing.T) {
 		{"Revert", trafficGatewayRevert},
 		{"Disable", trafficGatewayDisable},
 		{"MissingRoute", trafficGatewayMissingRoute},
+		{"BlueGreen", trafficBlueGreenSwitch},
+		{"BlueGreenAbortAtZero", trafficBlueGreenAbortAtZero},
+		{"BlueGreenAbortAtFull", trafficBlueGreenAbortAtFull},
 	}
 	releaseEnvironment(t)
 	var wg sync.WaitGroup
@@ -57,7 +60,7 @@ type gatewayScenario struct {
 	originalStable *corev1.Service
 }
 
-func newGatewayScenario(t *testing.T, steps []v1beta1.CanaryStep, createRoute bool) *gatewayScenario {
+func newGatewayScenario(t *testing.T, steps []v1beta1.CanaryStep, createRoute bool, opts ...rolloutOption) *gatewayScenario {
 	s := &gatewayScenario{scenario: newScenario(t)}
 	gw, err := gwclient.NewForConfig(s.env.c.Config)
 	if err != nil {
@@ -85,11 +88,11 @@ func newGatewayScenario(t *testing.T, steps []v1beta1.CanaryStep, createRoute bo
 		}
 		s.originalRoute = hr
 	}
-	s.givenRollout(steps, func(ro *v1beta1.Rollout) {
+	s.givenRollout(steps, append([]rolloutOption{func(ro *v1beta1.Rollout) {
 		ro.Spec.Strategy.Canary.TrafficRoutings = []v1beta1.TrafficRoutingRef{{
 			Service: "web", GracePeriodSeconds: 1, Gateway: &v1beta1.GatewayTrafficRouting{HTTPRouteName: ptr.To("web")},
 		}}
-	})
+	}}, opts...)...)
 	return s
 }
 
@@ -119,7 +122,7 @@ func webBackend(name string, weight *int32) gwv1.HTTPBackendRef {
 func (s *gatewayScenario) expectRouted(what string, rules []gwv1.HTTPRouteRule) {
 	s.t.Helper()
 	ro := s.rollout()
-	cs := ro.Status.CanaryStatus
+	cs := ro.Status.Progress()
 	s.eventually(waitTimeout, what, func(ctx context.Context) (bool, string) {
 		r, err := s.observe(ctx)
 		if err != nil {

@@ -108,7 +108,7 @@ func trafficStep(replicas, traffic string) v1beta1.CanaryStep {
 // expectStatusTraffic checks what status.canaryStatus.traffic records for the step.
 func (s *scenario) expectStatusTraffic(weight *int32, matches int) {
 	s.t.Helper()
-	t := s.rollout().Status.CanaryStatus.Traffic
+	t := s.rollout().Status.Progress().Traffic
 	switch {
 	case t == nil:
 		s.t.Errorf("status.canaryStatus.traffic not recorded")

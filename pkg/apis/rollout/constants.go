@@ -72,7 +72,10 @@ const (
 	FinalisingStepRemoveCanaryService    FinalisingStepType = "RemoveCanaryService"
 	FinalisingStepResumeWorkload         FinalisingStepType = "ResumeWorkload"
 	FinalisingStepReleaseWorkloadControl FinalisingStepType = "ReleaseWorkloadControl"
-	FinalisingStepTypeEnd                FinalisingStepType = "END"
+	// FinalisingStepScaleDownStable scales the old revision of a blue-green
+	// release away, once traffic has switched to the new one.
+	FinalisingStepScaleDownStable FinalisingStepType = "ScaleDownStable"
+	FinalisingStepTypeEnd         FinalisingStepType = "END"
 )
 
 // RolloutActionType is an action requested through a subresource.

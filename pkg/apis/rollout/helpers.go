@@ -65,6 +65,17 @@ func (s *RolloutStatus) CommonStatus() *CommonStatus {
 	return nil
 }
 
+// NewRevision is the revision the release in status brings in, or "".
+func (s *RolloutStatus) NewRevision() string {
+	switch {
+	case s.CanaryStatus != nil:
+		return s.CanaryStatus.CanaryRevision
+	case s.BlueGreenStatus != nil:
+		return s.BlueGreenStatus.UpdatedRevision
+	}
+	return ""
+}
+
 // SelectableFields are the field selectors rollouts support, in the internal
 // (and v1beta1) spelling.
 var SelectableFields = []string{

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 )
 
 // finaliseKind is why a release ends.
@@ -42,10 +43,30 @@ const (
 // A successful release first brings every pod to the new revision, then
 // points stable traffic at it and removes the canary routes, and only then
 // gives the workload its own strategy back. Every other ending moves traffic
-// back to stable first; an abort then also rolls the workload back to the
-// stable revision before handing it back. Disabling and deleting hand the
-// workload back as it is, to finish on its own strategy.
-func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
+// back to stable first. An abort then brings the pods back to the stable
+// revision and only then gives the stable Service its own selector back, so
+// no request reaches an aborted pod. Disabling and deleting hand the
+// workload back as it is, to finish on its own strategy, with the stable
+// Service selecting every pod again.
+//
+// A successful blue-green release ends in another order, because its old
+// revision still runs every replica: once the new revision has every replica
+// too, the stable Service is pinned to the new revision and the route sends
+// everything to it (the switch), and only then is the old revision scaled
+// away and the stable Service given its own selector back.
+func stagesOf(kind finaliseKind, blueGreen bool) []v1beta1.FinalisingStepType {
+	switch {
+	case kind == finaliseSuccess && blueGreen:
+		return []v1beta1.FinalisingStepType{
+			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRouteTrafficToNew,
+			v1beta1.FinalisingStepRouteTrafficToStable,
+			v1beta1.FinalisingStepRemoveCanaryService,
+			v1beta1.FinalisingStepScaleDownStable,
+			v1beta1.FinalisingStepRestoreStableService,
+			v1beta1.FinalisingStepReleaseWorkloadControl,
+		}
+	}
 	switch kind {
 	case finaliseSuccess:
 		// The stable Service selects every pod again before the route sends
@@ -59,11 +80,14 @@ func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
 			v1beta1.FinalisingStepReleaseWorkloadControl,
 		}
 	case finaliseAbort:
+		// The stable Service keeps selecting only the stable revision until
+		// the aborted revision's pods are gone, so none of them gets a
+		// request after the abort.
 		return []v1beta1.FinalisingStepType{
 			v1beta1.FinalisingStepRouteTrafficToStable,
-			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepRemoveCanaryService,
 			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepReleaseWorkloadControl,
 		}
 	case finaliseAbortHold:
@@ -71,9 +95,9 @@ func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
 		// stable revision while the template says the aborted one.
 		return []v1beta1.FinalisingStepType{
 			v1beta1.FinalisingStepRouteTrafficToStable,
-			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepRemoveCanaryService,
 			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRestoreStableService,
 		}
 	default:
 		return []v1beta1.FinalisingStepType{
@@ -90,6 +114,8 @@ var stageText = map[v1beta1.FinalisingStepType]string{
 	v1beta1.FinalisingStepRestoreStableService:   "restoring the stable Service",
 	v1beta1.FinalisingStepRemoveCanaryService:    "removing the canary Service",
 	v1beta1.FinalisingStepReleaseWorkloadControl: "handing the workload back to its own strategy",
+	v1beta1.FinalisingStepRouteTrafficToNew:      "switching the stable Service to the new revision",
+	v1beta1.FinalisingStepScaleDownStable:        "scaling the old revision away",
 }
 
 // finalise runs the stages of kind from canaryStatus.finalisingStep on and
@@ -107,7 +133,7 @@ func (r *Reconciler) finalise(ctx context.Context, p *pass, kind finaliseKind) (
 		}
 		return p.rel.Release(ctx, p.ro, p.info)
 	}
-	stages := stagesOf(kind)
+	stages := stagesOf(kind, isBlueGreen(p.ro))
 	if cs.FinalisingStep == "" || (cs.FinalisingStep != v1beta1.FinalisingStepTypeEnd && !slices.Contains(stages, cs.FinalisingStep)) {
 		cs.FinalisingStep = stages[0]
 		cs.LastUpdateTime = &p.now
@@ -210,6 +236,13 @@ func (r *Reconciler) runStage(ctx context.Context, p *pass, kind finaliseKind, s
 			return true, 0, nil
 		}
 		done, err := p.rel.Release(ctx, p.ro, p.info)
+		return done, 0, err
+	case v1beta1.FinalisingStepScaleDownStable:
+		retirer, ok := p.rel.(workload.Retirer)
+		if p.info == nil || !ok {
+			return true, 0, nil
+		}
+		done, err := retirer.Retire(ctx, p.ro, p.info)
 		return done, 0, err
 	default:
 		done, retry, err := r.Router.Finalise(ctx, &RouteContext{Rollout: p.ro, Workload: p.info, Status: p.status.CanaryStatus}, stage)

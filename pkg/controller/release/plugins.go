@@ -16,6 +16,10 @@ import (
 // API, Istio) come with a later issue; until then NoopTrafficRouter passes
 // every call straight through, so those states cost nothing.
 type TrafficRouter interface {
+	// Prepare readies the Services before a step's pods move: the canary
+	// Service exists and the stable Service selects only the stable
+	// revision, so that no new pod ever serves the stable Service's traffic.
+	Prepare(ctx context.Context, rc *RouteContext) error
 	// Route sends the current step's traffic share (or matches) to the canary.
 	// It returns done=false, with a time to look again, while it waits (for
 	// example for a grace period after a change).
@@ -41,6 +45,9 @@ type RouteContext struct {
 
 // NoopTrafficRouter routes nothing: the release runs on pod counts alone.
 type NoopTrafficRouter struct{}
+
+// Prepare implements TrafficRouter.
+func (NoopTrafficRouter) Prepare(context.Context, *RouteContext) error { return nil }
 
 // Route implements TrafficRouter.
 func (NoopTrafficRouter) Route(context.Context, *RouteContext) (bool, time.Duration, error) {

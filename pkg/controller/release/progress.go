@@ -281,6 +281,9 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 				p.recorded()
 				return nil
 			}
+			if err := r.Router.Prepare(ctx, &RouteContext{Rollout: ro, Step: index, Workload: info, Status: cs}); err != nil {
+				return r.routingFailed(p, fmt.Sprintf("Step %d/%d", index, n), err)
+			}
 			ready, err := p.rel.Upgrade(ctx, ro, info, desired)
 			if err != nil {
 				return err
@@ -425,14 +428,18 @@ func releasesEveryPod(index, n int32, step *v1beta1.CanaryStep, replicas int32) 
 func (r *Reconciler) pauseForAnalysis(ctx context.Context, p *pass, why string) error {
 	cs := p.status.CanaryStatus
 	n := len(p.ro.Spec.Strategy.Canary.Steps)
-	ro := p.ro.DeepCopy()
+	ro := p.stored.DeepCopy()
 	ro.Spec.Strategy.Paused = true
 	updated, err := r.Client.RolloutV1beta1().Rollouts(ro.Namespace).Update(ctx, ro, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("pausing Rollout %s/%s for its metric checks: %w", ro.Namespace, ro.Name, err)
 	}
 	r.Store.Written(updated)
-	p.ro = updated
+	// The status built so far stays; the record the pass acts on is the
+	// updated Rollout's, which a spec update leaves as it was.
+	status := p.status
+	p.read(updated)
+	p.status = status
 	p.status.ObservedGeneration = updated.Generation
 	message := fmt.Sprintf("Paused at step %d/%d by metric checks (%s); resume to measure again", cs.CurrentStepIndex, n, why)
 	setCondition(p.status, v1beta1.RolloutConditionProgressing, corev1.ConditionTrue, v1beta1.ProgressingReasonPaused, message, p.now)

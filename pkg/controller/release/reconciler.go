@@ -95,7 +95,8 @@ type Reconciler struct {
 
 // pass is one reconcile of one Rollout.
 type pass struct {
-	ro     *v1beta1.Rollout       // as read; never modified; ro.Status is the record a pass may act on
+	stored *v1beta1.Rollout       // as read and stored; what status and spec writes start from
+	ro     *v1beta1.Rollout       // releaseView(stored); never modified; ro.Status is the record a pass may act on
 	status *v1beta1.RolloutStatus // being built
 	now    metav1.Time
 	rel    workload.Releaser
@@ -107,6 +108,20 @@ type pass struct {
 
 type event struct {
 	kind, reason, message string
+}
+
+// newPass starts a pass over ro as read at now.
+func newPass(ro *v1beta1.Rollout, now metav1.Time) *pass {
+	p := &pass{now: now}
+	p.read(ro)
+	return p
+}
+
+// read makes ro, as stored, what the pass acts on; the status being built
+// starts over from it.
+func (p *pass) read(ro *v1beta1.Rollout) {
+	p.stored, p.ro = ro, releaseView(ro)
+	p.status = p.ro.Status.DeepCopy()
 }
 
 func (p *pass) after(d time.Duration) {
@@ -145,7 +160,7 @@ func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, fmt.Errorf("reading Rollout %s: %w", key, err)
 	}
-	p := &pass{ro: ro, status: ro.Status.DeepCopy(), now: metav1.NewTime(r.Clock.Now())}
+	p := newPass(ro, metav1.NewTime(r.Clock.Now()))
 
 	if ro.DeletionTimestamp != nil {
 		err := r.syncDeletion(ctx, p)
@@ -174,10 +189,6 @@ func (r *Reconciler) sync(ctx context.Context, p *pass) error {
 	}
 	if ro.Spec.Disabled {
 		return r.syncDisabled(ctx, p)
-	}
-	if ro.Spec.Strategy.Canary == nil {
-		r.notActing(p, "Only the canary strategy is released so far; blueGreen is not supported yet")
-		return nil
 	}
 	if other, err := r.conflicting(ro); err != nil {
 		return err
@@ -387,10 +398,10 @@ func (r *Reconciler) addFinalizer(ctx context.Context, ro *v1beta1.Rollout) erro
 // retried records nothing twice).
 func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout, error) {
 	mirrorStep(p.status)
-	written := p.ro
+	written := p.stored
 	if !apiequality.Semantic.DeepEqual(&p.ro.Status, p.status) {
-		ro := p.ro.DeepCopy()
-		ro.Status = *p.status
+		ro := p.stored.DeepCopy()
+		ro.Status = *storedStatus(p.stored, p.status)
 		updated, err := r.Client.RolloutV1beta1().Rollouts(ro.Namespace).UpdateStatus(ctx, ro, metav1.UpdateOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("updating status of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
@@ -398,7 +409,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout
 		r.Store.Written(updated)
 		written = updated
 		if r.Observer != nil {
-			r.Observer.StatusWritten(p.ro, &p.ro.Status, &updated.Status, r.Clock.Now())
+			r.Observer.StatusWritten(p.ro, &p.ro.Status, &releaseView(updated).Status, r.Clock.Now())
 		}
 	}
 	for _, e := range p.events {

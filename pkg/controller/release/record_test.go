@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,9 +63,12 @@ func (e *env) settleThroughFaults() {
 // template is rolled back only once status records an abort (or a revert).
 func (e *env) checkWorkloadNotAhead() {
 	e.t.Helper()
-	ro := e.ro()
+	ro := releaseView(e.ro())
 	st := &ro.Status
 	canary := e.replicaSets()["v2"]
+	if isBlueGreen(ro) {
+		e.checkStableKept(st)
+	}
 	image := e.c.Deployment("web").Spec.Template.Spec.Containers[0].Image
 	if image == "v1" && st.CanaryStatus != nil && st.CanaryStatus.CanaryRevision != "" && st.Phase == v1beta1.RolloutPhaseProgressing {
 		require.NotNil(e.t, st.Abort, "the template was rolled back before status recorded an abort: %+v", st)
@@ -85,10 +89,30 @@ func (e *env) checkWorkloadNotAhead() {
 		"revision v2 has %d pods while status records step %d (%s), which allows %d", canary, i, st.CanaryStatus.CurrentStepState, allowed)
 }
 
+// checkStableKept asserts what blue-green promises: the stable revision
+// keeps every replica until status records that traffic has switched and
+// the old revision may go.
+func (e *env) checkStableKept(st *v1beta1.RolloutStatus) {
+	e.t.Helper()
+	if st.Phase != v1beta1.RolloutPhaseProgressing || st.CanaryStatus == nil {
+		return
+	}
+	stages := stagesOf(finaliseSuccess, true)
+	if progressingReason(st) == v1beta1.ProgressingReasonFinalising && st.Abort == nil &&
+		slices.Index(stages, st.CanaryStatus.FinalisingStep) >= slices.Index(stages, v1beta1.FinalisingStepScaleDownStable) {
+		return
+	}
+	require.Equal(e.t, int32(4), e.replicaSets()["v1"],
+		"the stable revision lost replicas while status records %s/%s %s", progressingReason(st), st.CanaryStatus.CurrentStepState, st.CanaryStatus.FinalisingStep)
+}
+
 // stepHistory is the sequence of steps that status went through, without repeats.
 func stepHistory(writes []v1beta1.RolloutStatus) []int32 {
 	var out []int32
 	for _, st := range writes {
+		if st.BlueGreenStatus != nil {
+			st.CanaryStatus = &v1beta1.CanaryStatus{CommonStatus: st.BlueGreenStatus.CommonStatus}
+		}
 		if st.CanaryStatus == nil || st.Phase != v1beta1.RolloutPhaseProgressing {
 			continue
 		}
@@ -178,6 +202,35 @@ func faultScenarios() []scenario {
 			ro := e.ro()
 			require.NotNil(t, ro.Status.Abort, "the abort reason is never lost")
 			assert.Equal(t, v1beta1.AbortReasonMetricCheck, ro.Status.Abort.Reason)
+			assertAbortedOnStable(t, e)
+		},
+	}, {
+		name:    "blue-green release with a promote",
+		rollout: blueGreenRollout,
+		drive: func(e *env) {
+			e.c.SetImage(v1beta1.KindDeployment, "web", "v2", true)
+			e.settleThroughFaults()
+			e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1})
+			e.settleThroughFaults()
+		},
+		check: func(t *testing.T, e *env) {
+			ro := e.ro()
+			assert.Equal(t, v1beta1.RolloutPhaseHealthy, ro.Status.Phase)
+			assert.Equal(t, v1beta1.ProgressingReasonCompleted, progressingReason(&ro.Status))
+			assert.Equal(t, map[string]int32{"v1": 0, "v2": 4}, e.replicaSets())
+			assert.Equal(t, []int32{1, 2}, stepHistory(e.c.StatusWrites), "each step once, in order")
+		},
+	}, {
+		name:    "blue-green abort",
+		rollout: blueGreenRollout,
+		drive: func(e *env) {
+			e.c.SetImage(v1beta1.KindDeployment, "web", "v2", true)
+			e.settleThroughFaults()
+			e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionAbort, Reason: "bad build"})
+			e.settleThroughFaults()
+		},
+		check: func(t *testing.T, e *env) {
+			require.NotNil(t, e.ro().Status.Abort, "the abort reason is never lost")
 			assertAbortedOnStable(t, e)
 		},
 	}}

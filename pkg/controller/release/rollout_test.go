@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -20,9 +19,8 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/internal/fakecluster"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/daemonset"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/deployment"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/statefulset"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload/releasers"
 )
 
 // env is a Rollout named "ro" and its workload in a fake cluster, with the
@@ -38,27 +36,12 @@ type env struct {
 func newEnv(t *testing.T, ro *v1beta1.Rollout, objs ...runtime.Object) *env {
 	t.Helper()
 	c := fakecluster.New(t, append(objs, ro)...)
-	inPlace, canary := deployment.NewInPlace(c.Deps), deployment.NewCanary(c.Deps)
-	sts, ds := statefulset.New(c.Deps), daemonset.New(c.Deps)
 	e := &env{t: t, c: c, analyzer: &scriptedAnalyzer{}}
 	e.r = &Reconciler{
-		Client: c.Rollouts,
-		Kube:   c.Kube,
-		Store:  c.Store,
-		Releasers: func(ro *v1beta1.Rollout) (workload.Releaser, error) {
-			switch ro.Spec.WorkloadRef.Kind {
-			case v1beta1.KindDeployment:
-				if ro.Spec.Strategy.Canary.EnableExtraWorkloadForCanary {
-					return canary, nil
-				}
-				return inPlace, nil
-			case v1beta1.KindStatefulSet:
-				return sts, nil
-			case v1beta1.KindDaemonSet:
-				return ds, nil
-			}
-			return nil, fmt.Errorf("unsupported kind %s", ro.Spec.WorkloadRef.Kind)
-		},
+		Client:       c.Rollouts,
+		Kube:         c.Kube,
+		Store:        c.Store,
+		Releasers:    releasers.For(c.Deps),
 		Router:       NoopTrafficRouter{},
 		Analyzer:     e.analyzer,
 		Recorder:     c.Recorder,
@@ -744,15 +727,6 @@ func TestExtraCanaryDeploymentRelease(t *testing.T) {
 	assert.Error(t, err, "the canary Deployment is gone")
 	assert.True(t, e.hadEvent("CanaryCreated"))
 	assert.True(t, e.hadEvent("CanaryDeleted"))
-}
-
-func TestBlueGreenIsNotActedOn(t *testing.T) {
-	ro := webRollout()
-	ro.Spec.Strategy = v1beta1.RolloutStrategy{BlueGreen: &v1beta1.BlueGreenStrategy{Steps: []v1beta1.CanaryStep{fakecluster.Step("100%", -1)}}}
-	e := newEnv(t, ro, webDeployment())
-	e.settle()
-	assert.Contains(t, e.ro().Status.Message, "blueGreen is not supported yet")
-	assert.NotContains(t, e.c.Deployment("web").Labels, v1beta1.WorkloadControlLabel)
 }
 
 func TestReleasedGuardsAgainstStaleWorkloadCaches(t *testing.T) {

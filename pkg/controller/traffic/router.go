@@ -7,6 +7,7 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -111,6 +112,55 @@ func revision(info *workload.Info) route.Revision {
 	return route.Revision{Key: key, Stable: info.StableRevision, Canary: info.PodTemplateHash}
 }
 
+// Prepare implements release.TrafficRouter: the canary Service and the
+// stable Service's pin, before the step's pods move.
+func (r *Router) Prepare(ctx context.Context, rc *release.RouteContext) error {
+	ro := rc.Rollout
+	ref := routing(ro)
+	if ref == nil || rc.Workload == nil || ro.Spec.Strategy.Canary.DisableGenerateCanaryService {
+		return nil
+	}
+	provider, err := r.provider(ro, ref)
+	if err != nil {
+		// A routing object that cannot be reached (missing, no CRD) is
+		// reported by Route, in the state that waits for routing; the pods
+		// need no route to move.
+		return nil
+	}
+	changes, err := r.services(ctx, ro, ref, revision(rc.Workload), provider)
+	if err != nil {
+		return err
+	}
+	r.record(ro, fmt.Sprintf("Step %d", rc.Step), changes)
+	return nil
+}
+
+// services creates the canary Service and pins the stable one (unless the
+// provider keeps the revisions apart itself), and says what it changed.
+func (r *Router) services(ctx context.Context, ro *v1beta1.Rollout, ref *v1beta1.TrafficRoutingRef, rev route.Revision, provider route.Provider) ([]string, error) {
+	var changes []string
+	if changed, err := r.Services.EnsureCanary(ctx, ro, ref.Service, rev); err != nil {
+		return nil, err
+	} else if changed {
+		changes = append(changes, fmt.Sprintf("canary Service %s selects revision %s", service.CanaryName(ref.Service), rev.Canary))
+	}
+	pinned := false
+	if p, ok := provider.(route.StablePinner); ok {
+		var err error
+		if pinned, err = p.PinsStable(); err != nil {
+			return nil, err
+		}
+	}
+	if !pinned {
+		if changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, rev); err != nil {
+			return nil, err
+		} else if changed {
+			changes = append(changes, fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Stable))
+		}
+	}
+	return changes, nil
+}
+
 // Route implements release.TrafficRouter.
 func (r *Router) Route(ctx context.Context, rc *release.RouteContext) (bool, time.Duration, error) {
 	ro := rc.Rollout
@@ -128,28 +178,12 @@ func (r *Router) Route(ctx context.Context, rc *release.RouteContext) (bool, tim
 	}
 	rev := revision(rc.Workload)
 	d.Revision = rev
-	var changes []string
-	disabled := ro.Spec.Strategy.Canary.DisableGenerateCanaryService
-	if disabled {
+	if ro.Spec.Strategy.Canary.DisableGenerateCanaryService {
 		return false, 0, fmt.Errorf("disableGenerateCanaryService leaves %s no Service that selects only revision %s; unset it to route traffic", provider.Object(), rev.Canary)
 	}
-	if changed, err := r.Services.EnsureCanary(ctx, ro, ref.Service, rev); err != nil {
+	changes, err := r.services(ctx, ro, ref, rev, provider)
+	if err != nil {
 		return false, 0, err
-	} else if changed {
-		changes = append(changes, fmt.Sprintf("canary Service %s selects revision %s", d.CanaryService, rev.Canary))
-	}
-	pinned := false
-	if p, ok := provider.(route.StablePinner); ok {
-		if pinned, err = p.PinsStable(); err != nil {
-			return false, 0, err
-		}
-	}
-	if !pinned {
-		if changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, rev); err != nil {
-			return false, 0, err
-		} else if changed {
-			changes = append(changes, fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Stable))
-		}
 	}
 	if rc.Status != nil {
 		// Recorded before it is applied, so status never claims less than
@@ -178,18 +212,38 @@ func (r *Router) Finalise(ctx context.Context, rc *release.RouteContext, stage v
 	switch stage {
 	case v1beta1.FinalisingStepRouteTrafficToStable:
 		provider, err := r.provider(ro, ref)
-		if err != nil {
+		switch {
+		case errors.Is(err, errGatewayMissing):
+			// No Gateway API, so no route: nothing carries a change to undo,
+			// and an ending must not wait for an API that is not there.
+		case err != nil:
 			return false, 0, err
+		default:
+			changed, err := provider.Restore(ctx)
+			if err != nil {
+				return false, 0, err
+			}
+			if changed {
+				change = provider.Object() + " is back to its original routing"
+			}
 		}
-		changed, err := provider.Restore(ctx)
+		if rc.Status != nil {
+			rc.Status.Traffic = nil
+		}
+	case v1beta1.FinalisingStepRouteTrafficToNew:
+		// The blue-green switch: the stable Service selects only the new
+		// revision, so that once the route is restored to send everything to
+		// the stable Service, the old revision gets no request and can go.
+		if rc.Workload == nil {
+			return false, time.Second, nil
+		}
+		rev := revision(rc.Workload)
+		changed, err := r.Services.Pin(ctx, ro.Namespace, ref.Service, route.Revision{Key: rev.Key, Stable: rev.Canary})
 		if err != nil {
 			return false, 0, err
 		}
 		if changed {
-			change = provider.Object() + " is back to its original routing"
-		}
-		if rc.Status != nil {
-			rc.Status.Traffic = nil
+			change = fmt.Sprintf("Service %s selects only revision %s", ref.Service, rev.Canary)
 		}
 	case v1beta1.FinalisingStepRestoreStableService:
 		changed, err := r.Services.Restore(ctx, ro.Namespace, ref.Service)

@@ -337,3 +337,84 @@ func TestRouteIstioSubset(t *testing.T) {
 	assert.Equal(t, dr.Object["spec"], get("destinationrules").Object["spec"])
 	assert.Empty(t, get("destinationrules").GetAnnotations())
 }
+
+// TestBlueGreenSwitch: the blue-green switch pins the stable Service to the
+// new revision before the route is restored, and the Service's own selector
+// comes back at the end.
+func TestBlueGreenSwitch(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	ro := rolloutWithGateway()
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	rc := &release.RouteContext{Rollout: ro, Step: 2, Workload: info, Status: &v1beta1.CanaryStatus{}}
+	_, _, err := e.r.Route(ctx, rc)
+	require.NoError(t, err)
+	e.sync(t)
+
+	selector := func() map[string]string {
+		svc, err := e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
+		require.NoError(t, err)
+		return svc.Spec.Selector
+	}
+	finalise := func(stage v1beta1.FinalisingStepType) {
+		t.Helper()
+		e.clock.Step(DefaultGracePeriod)
+		_, _, err := e.r.Finalise(ctx, rc, stage)
+		require.NoError(t, err)
+		e.sync(t)
+	}
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "old"}, selector())
+	finalise(v1beta1.FinalisingStepRouteTrafficToNew)
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "new"}, selector(), "the switch")
+	finalise(v1beta1.FinalisingStepRouteTrafficToStable)
+	hr, err := e.gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Len(t, hr.Spec.Rules[0].BackendRefs, 1, "the route sends everything to the stable Service, now the new revision")
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "new"}, selector())
+	finalise(v1beta1.FinalisingStepRestoreStableService)
+	assert.Equal(t, map[string]string{"app": "web"}, selector(), "the original selector, exactly")
+}
+
+// TestPrepareBeforePodsMove: before a step's pods move, the stable Service is
+// pinned and the canary Service exists, and the route is not touched yet.
+func TestPrepareBeforePodsMove(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	ro := rolloutWithGateway()
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	require.NoError(t, e.r.Prepare(ctx, &release.RouteContext{Rollout: ro, Step: 1, Workload: info, Status: &v1beta1.CanaryStatus{}}))
+
+	stable, err := e.kube.CoreV1().Services("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "old"}, stable.Spec.Selector)
+	_, err = e.kube.CoreV1().Services("shop").Get(ctx, "web-canary", metav1.GetOptions{})
+	require.NoError(t, err)
+	hr, err := e.gw.GatewayV1().HTTPRoutes("shop").Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Len(t, hr.Spec.Rules[0].BackendRefs, 1, "the route changes only when the step routes")
+
+	e.sync(t)
+	require.NoError(t, e.r.Prepare(ctx, &release.RouteContext{Rollout: ro, Step: 1, Workload: info}))
+	assert.Len(t, e.events.Events, 1, "a second Prepare changes nothing and records nothing")
+}
+
+// TestRouteWithoutTheGatewayAPI: on a cluster without the Gateway API CRDs a
+// step that routes through an HTTPRoute fails with an error that says so,
+// and putting traffic back has nothing to do, so an abort or a disable
+// ends instead of waiting for the API.
+func TestRouteWithoutTheGatewayAPI(t *testing.T) {
+	ctx := context.Background()
+	e := newRouterEnv(t)
+	e.r.Gateway = &GatewayAPI{Client: e.gw, Discovery: e.kube.Discovery(), Ctx: ctx}
+	ro := rolloutWithGateway()
+	info := &workload.Info{Kind: v1beta1.KindDeployment, Name: "web", StableRevision: "old", PodTemplateHash: "new"}
+	rc := &release.RouteContext{Rollout: ro, Step: 1, Workload: info, Status: &v1beta1.CanaryStatus{}}
+
+	_, _, err := e.r.Route(ctx, rc)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the Gateway API is not installed in this cluster")
+
+	done, _, err := e.r.Finalise(ctx, rc, v1beta1.FinalisingStepRouteTrafficToStable)
+	require.NoError(t, err, "without the API there is no route to put back")
+	assert.True(t, done)
+}

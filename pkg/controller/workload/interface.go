@@ -62,6 +62,16 @@ type Releaser interface {
 	Release(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
 }
 
+// Retirer is a Releaser that keeps the stable revision running beside the
+// new one until traffic has switched (blue-green), and so has one more
+// stage in a successful finalisation.
+type Retirer interface {
+	Releaser
+	// Retire scales every revision but the new one away and reports true
+	// once none of their pods is left.
+	Retire(ctx context.Context, ro *v1beta1.Rollout, info *Info) (done bool, err error)
+}
+
 // Info is what Observe saw.
 type Info struct {
 	// Kind and Name of the workload.
@@ -125,10 +135,11 @@ type Deps struct {
 // progress, or by an aborted release whose workload is held on it, or "" when
 // there is neither.
 func StableRevisionInProgress(ro *v1beta1.Rollout) string {
-	if (ro.Status.Phase != v1beta1.RolloutPhaseProgressing && ro.Status.Phase != v1beta1.RolloutPhaseAborted) || ro.Status.CanaryStatus == nil {
+	progress := ro.Status.Progress()
+	if (ro.Status.Phase != v1beta1.RolloutPhaseProgressing && ro.Status.Phase != v1beta1.RolloutPhaseAborted) || progress == nil {
 		return ""
 	}
-	return ro.Status.CanaryStatus.StableRevision
+	return progress.StableRevision
 }
 
 // OwnerKey is the key under which expectations about a Rollout's workload are kept.

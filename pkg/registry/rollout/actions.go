@@ -194,10 +194,7 @@ func checkPreconditions(r *rollout.Rollout, p *rollout.ActionPreconditions) erro
 	if p == nil {
 		return nil
 	}
-	step, revision := r.Status.CurrentStepIndex, ""
-	if r.Status.CanaryStatus != nil {
-		revision = r.Status.CanaryStatus.CanaryRevision
-	}
+	step, revision := r.Status.CurrentStepIndex, r.Status.NewRevision()
 	if (p.StepIndex != nil && *p.StepIndex != step) || (p.CanaryRevision != "" && p.CanaryRevision != revision) {
 		want := "step " + describeStep(p.StepIndex)
 		if p.CanaryRevision != "" {

@@ -74,12 +74,9 @@ func rolloutRow(r *rollout.Rollout, name, age string) []interface{} {
 	if phase == "" {
 		phase = string(rollout.RolloutPhaseInitial)
 	}
-	canaryRevision := "-"
-	switch {
-	case r.Status.CanaryStatus != nil && r.Status.CanaryStatus.CanaryRevision != "":
-		canaryRevision = r.Status.CanaryStatus.CanaryRevision
-	case r.Status.BlueGreenStatus != nil && r.Status.BlueGreenStatus.UpdatedRevision != "":
-		canaryRevision = r.Status.BlueGreenStatus.UpdatedRevision
+	canaryRevision := r.Status.NewRevision()
+	if canaryRevision == "" {
+		canaryRevision = "-"
 	}
 	// What the routing objects carry now wins over what the step asks for.
 	if t := currentTraffic(r.Status); t != "" {

@@ -26,7 +26,7 @@ var decodeSeeds = []string{
 	  "trafficRoutings":[{"service":"web","gateway":{"httpRouteName":"web"}}],
 	  "analysis":{"metrics":[{"name":"errors","provider":{"prometheus":{"address":"http://p:9090","query":"up"}},"successCondition":"result < 0.05"}]}}}}}`,
 	`{"apiVersion":"rollout.kruise.io/v1alpha1","kind":"Rollout","metadata":{"name":"web","namespace":"default"},
-	  "spec":{"objectRef":{"workloadRef":{"apiVersion":"apps/v1","kind":"StatefulSet","name":"db"}},
+	  "spec":{"objectRef":{"workloadRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"db"}},
 	  "strategy":{"blueGreen":{"steps":[{"replicas":3,"weight":0},{"replicas":3,"weight":100}],
 	  "trafficRoutings":[{"service":"db","ingress":{"name":"db"}}]}}}}`,
 	"apiVersion: rollout.kruise.io/v1beta1\nkind: Rollout\nmetadata: {name: web, namespace: default}\nspec:\n  workloadRef: {apiVersion: apps/v1, kind: DaemonSet, name: agent}\n  strategy:\n    canary:\n      steps:\n      - replicas: 1\n      - replicas: 100%\n",

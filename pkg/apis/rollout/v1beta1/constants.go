@@ -48,6 +48,7 @@ const (
 	FinalisingStepRemoveCanaryService    = FinalisingStepType(rollout.FinalisingStepRemoveCanaryService)
 	FinalisingStepResumeWorkload         = FinalisingStepType(rollout.FinalisingStepResumeWorkload)
 	FinalisingStepReleaseWorkloadControl = FinalisingStepType(rollout.FinalisingStepReleaseWorkloadControl)
+	FinalisingStepScaleDownStable        = FinalisingStepType(rollout.FinalisingStepScaleDownStable)
 	FinalisingStepTypeEnd                = FinalisingStepType(rollout.FinalisingStepTypeEnd)
 	RolloutActionPromote                 = RolloutActionType(rollout.RolloutActionPromote)
 	RolloutActionAbort                   = RolloutActionType(rollout.RolloutActionAbort)

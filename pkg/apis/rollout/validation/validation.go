@@ -315,8 +315,24 @@ func validateStrategy(s *rollout.RolloutStrategy, workloadKind string, fldPath *
 	}
 	if b := s.BlueGreen; b != nil {
 		bgPath := fldPath.Child("blueGreen")
+		if workloadKind != rollout.KindDeployment {
+			// A StatefulSet's or DaemonSet's pods cannot run two revisions at
+			// full size side by side under one workload.
+			allErrs = append(allErrs, field.Forbidden(bgPath,
+				fmt.Sprintf("blue-green releases kind %s only, not %q: use the canary strategy", rollout.KindDeployment, workloadKind)))
+		}
 		allErrs = append(allErrs, validateSteps(b.Steps, len(b.TrafficRoutings) > 0, true, bgPath.Child("steps"))...)
 		allErrs = append(allErrs, validateTrafficRoutings(b.TrafficRoutings, bgPath.Child("trafficRoutings"))...)
+		for i, ref := range b.TrafficRoutings {
+			for j, n := range ref.CustomNetworkRefs {
+				if n.Kind == istio.KindDestinationRule {
+					// The switch pins the stable Service to the new revision;
+					// subsets would keep sending to the old one.
+					allErrs = append(allErrs, field.Forbidden(bgPath.Child("trafficRoutings").Index(i).Child("customNetworkRefs").Index(j),
+						"blue-green switches traffic with the stable Service's selector, so routing by DestinationRule subsets is supported for canary only"))
+				}
+			}
+		}
 		allErrs = append(allErrs, validateStepsForIngress(b.Steps, b.TrafficRoutings, bgPath.Child("steps"))...)
 		allErrs = append(allErrs, validateFailureThreshold(b.FailureThreshold, bgPath.Child("failureThreshold"))...)
 		allErrs = append(allErrs, validateAnalysis(b.Analysis, bgPath.Child("analysis"))...)

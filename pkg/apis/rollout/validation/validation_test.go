@@ -213,6 +213,21 @@ func TestValidateStrategy(t *testing.T) {
 			r.Spec.Strategy.Canary = c
 		}, []string{want(forbidden, "spec.strategy")}},
 		{"blueGreen only", validBlueGreen, nil},
+		{"blueGreen with DestinationRule subsets", func(r *rollout.Rollout) {
+			validBlueGreen(r)
+			r.Spec.Strategy.BlueGreen.TrafficRoutings = []rollout.TrafficRoutingRef{{Service: "web", CustomNetworkRefs: []rollout.ObjectRef{
+				{APIVersion: "networking.istio.io/v1", Kind: "VirtualService", Name: "web"},
+				{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule", Name: "web"},
+			}}}
+		}, []string{want(forbidden, "spec.strategy.blueGreen.trafficRoutings[0].customNetworkRefs[1]")}},
+		{"blueGreen of a StatefulSet", func(r *rollout.Rollout) {
+			validBlueGreen(r)
+			r.Spec.WorkloadRef.Kind = rollout.KindStatefulSet
+		}, []string{want(forbidden, "spec.strategy.blueGreen")}},
+		{"blueGreen of a DaemonSet", func(r *rollout.Rollout) {
+			validBlueGreen(r)
+			r.Spec.WorkloadRef.Kind = rollout.KindDaemonSet
+		}, []string{want(forbidden, "spec.strategy.blueGreen")}},
 		{"errors of both strategies are reported", func(r *rollout.Rollout) {
 			c := r.Spec.Strategy.Canary
 			validBlueGreen(r)

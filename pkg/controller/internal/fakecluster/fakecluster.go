@@ -692,6 +692,22 @@ func (c *Cluster) syncDeployment(d *appsv1.Deployment) bool {
 			c.must(err)
 			changed = true
 		}
+		// As the real one does for a paused Deployment too: a saturated new
+		// ReplicaSet (every replica, available, and its desired-replicas
+		// annotation saying so) scales every other one to 0.
+		if current != nil && len(active) > 1 && *current.Spec.Replicas == replicas &&
+			current.Annotations["deployment.kubernetes.io/desired-replicas"] == strconv.Itoa(int(replicas)) &&
+			current.Status.AvailableReplicas == replicas {
+			for _, rs := range active {
+				if rs.Name != current.Name {
+					zero := int32(0)
+					rs.Spec.Replicas = &zero
+					_, err := c.Kube.AppsV1().ReplicaSets(Namespace).Update(ctx, rs, metav1.UpdateOptions{})
+					c.must(err)
+					changed = true
+				}
+			}
+		}
 	}
 	// ReplicaSet controller: status follows spec.
 	var updated, available, total int32

@@ -9,11 +9,15 @@
 //     Succeeded=True and every Deployment rolled out;
 //  3. step latency: M Rollouts with a manual step; for each in turn, POST promote and time
 //     until the new ReplicaSet's spec.replicas changes (seen by a watch);
+//  4. traffic (-traffic T): T Deployments, each behind a Service and a Gateway API
+//     HTTPRoute, with a Rollout whose first step sends 50% of the traffic; released in
+//     waves of -traffic-wave; for each, the time from its new ReplicaSet having the step's pods available
+//     to its HTTPRoute sending to the canary Service (both seen by watches);
 //
 // and rollout-apiserver's CPU seconds (/proc/PID/stat utime+stime) and memory (VmRSS,
 // VmHWM) per phase. It prints a Markdown table.
 //
-//	go run ./test/e2e/bench/controller [-n 200] [-replicas 2] [-manual 40] [-idle 10000]
+//	go run ./test/e2e/bench/controller [-n 200] [-replicas 2] [-manual 40] [-idle 10000] [-traffic 100]
 //
 // It ends with the goals (total-time ratio, promote latency, webhook latency and refusals,
 // idle memory) beside what the run measured, and the load average: the machine is shared.
@@ -58,7 +62,7 @@ import (
 
 type options struct {
 	n, replicas, manual, parallel, nice int
-	idle                                int
+	idle, traffic, trafficWave          int
 	timeout                             time.Duration
 	serverArgs                          string
 }
@@ -82,6 +86,8 @@ type bench struct {
 	plainTotal, rolloutsTotal     time.Duration
 	plainUpdateP99, webhookP99    time.Duration
 	promotePatchedP99             time.Duration
+	routedP99                     time.Duration
+	trafficMeasured               bool
 	idleRSSBytes                  int64
 	latencyMeasured, idleMeasured bool
 }
@@ -93,7 +99,9 @@ type row struct {
 
 func main() {
 	var o options
-	flag.IntVar(&o.n, "n", 200, "Deployments per phase (plain and with Rollouts)")
+	flag.IntVar(&o.n, "n", 200, "Deployments per phase (plain and with Rollouts; 0 skips both)")
+	flag.IntVar(&o.traffic, "traffic", 0, "Rollouts that route through an HTTPRoute each, for the pods-ready → route-updated latency, e.g. 100 (0 skips)")
+	flag.IntVar(&o.trafficWave, "traffic-wave", 10, "how many of the -traffic releases start together")
 	flag.IntVar(&o.replicas, "replicas", 2, "replicas of every Deployment")
 	flag.IntVar(&o.manual, "manual", 40, "Rollouts with a manual step for the promote latency (0 skips)")
 	flag.IntVar(&o.idle, "idle", 0, "idle Rollouts and their Deployments (0 replicas) to create at the end for the memory figure, e.g. 10000 (0 skips)")
@@ -172,11 +180,18 @@ func run(o options) (err error) {
 	lostBefore := b.lostLeadership()
 	logFrom := fileSize(s.LogPath())
 
-	if err := b.phasePlain(ctx); err != nil {
-		return fmt.Errorf("phase plain: %w", err)
+	if o.n > 0 {
+		if err := b.phasePlain(ctx); err != nil {
+			return fmt.Errorf("phase plain: %w", err)
+		}
+		if err := b.phaseRollouts(ctx); err != nil {
+			return fmt.Errorf("phase rollouts: %w", err)
+		}
 	}
-	if err := b.phaseRollouts(ctx); err != nil {
-		return fmt.Errorf("phase rollouts: %w", err)
+	if o.traffic > 0 {
+		if err := b.phaseTraffic(ctx); err != nil {
+			return fmt.Errorf("phase traffic: %w", err)
+		}
 	}
 	if o.manual > 0 {
 		if err := b.phaseLatency(ctx); err != nil {
@@ -563,7 +578,9 @@ func (b *bench) createDeployments(ctx context.Context, ns string, names []string
 	return err
 }
 
-func (b *bench) createRollouts(ctx context.Context, ns string, names []string, steps []v1beta1.CanaryStep) error {
+// createRollouts creates a Rollout of steps for each Deployment of names; mutate, when
+// given, changes each before it is sent.
+func (b *bench) createRollouts(ctx context.Context, ns string, names []string, steps []v1beta1.CanaryStep, mutate ...func(*v1beta1.Rollout)) error {
 	start := time.Now()
 	err := b.each(names, func(name string) error {
 		ro := &v1beta1.Rollout{
@@ -572,6 +589,9 @@ func (b *bench) createRollouts(ctx context.Context, ns string, names []string, s
 				WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
 				Strategy:    v1beta1.RolloutStrategy{Canary: &v1beta1.CanaryStrategy{Steps: steps}},
 			},
+		}
+		for _, m := range mutate {
+			m(ro)
 		}
 		_, err := b.ro.RolloutV1beta1().Rollouts(ns).Create(ctx, ro, metav1.CreateOptions{})
 		return err
@@ -981,6 +1001,9 @@ func (b *bench) goals() {
 	}
 	if b.latencyMeasured {
 		line("promote → workload patched p99", ms(b.promotePatchedP99), "≤ 200 ms", b.promotePatchedP99 <= 200*time.Millisecond)
+	}
+	if b.trafficMeasured {
+		line("step's pods ready → route updated p99", ms(b.routedP99), "≤ 200 ms", b.routedP99 <= 200*time.Millisecond)
 	}
 	line("Deployment update through the webhook p99, under controller load", fmt.Sprintf("%s (no webhook: %s)", ms(b.webhookP99), ms(b.plainUpdateP99)), "≤ 100 ms", b.webhookP99 <= 100*time.Millisecond)
 	line("updates refused by a failed webhook call", strconv.FormatInt(b.webhookFailures.Load(), 10), "0", b.webhookFailures.Load() == 0)
