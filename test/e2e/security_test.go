@@ -87,7 +87,9 @@ func TestSecurityWebhookCallers(t *testing.T) {
 			status, body := secPost(t, cfg, webhookPath, review)
 			require.Equal(t, tc.wantStatus, status, "POST %s answered:\n%s", webhookPath, body)
 			if tc.wantUser != "" {
-				assert.Contains(t, body, fmt.Sprintf("User %q cannot post path %q", tc.wantUser, webhookPath))
+				var st metav1.Status
+				require.NoError(t, json.Unmarshal([]byte(body), &st), body)
+				assert.Contains(t, st.Message, fmt.Sprintf("User %q cannot post path %q", tc.wantUser, webhookPath))
 				return
 			}
 			var answer admissionv1.AdmissionReview
@@ -126,58 +128,61 @@ func TestSecurityLeastPrivilege(t *testing.T) {
 		for _, q := range []struct {
 			verb, group, resource, namespace string
 			want                             bool
+			name                             string // one object, if set
 		}{
 			// delegated authentication and authorization, the client CA
-			{"create", "authentication.k8s.io", "tokenreviews", "", true},
-			{"create", "authorization.k8s.io", "subjectaccessreviews", "", true},
-			{"get", "", "configmaps", "kube-system", true},
+			{"create", "authentication.k8s.io", "tokenreviews", "", true, ""},
+			{"create", "authorization.k8s.io", "subjectaccessreviews", "", true, ""},
+			{"get", "", "configmaps", "kube-system", true, "extension-apiserver-authentication"},
+			{"get", "", "configmaps", "kube-system", false, "other"},
 			// the generic server: admission and flow control
-			{"watch", "", "namespaces", "", true},
-			{"list", "admissionregistration.k8s.io", "validatingadmissionpolicies", "", true},
-			{"watch", "flowcontrol.apiserver.k8s.io", "flowschemas", "", true},
+			{"watch", "", "namespaces", "", true, ""},
+			{"list", "admissionregistration.k8s.io", "validatingadmissionpolicies", "", true, ""},
+			{"watch", "flowcontrol.apiserver.k8s.io", "flowschemas", "", true, ""},
 			// what the controller calls
-			{"update", "apps", "deployments", "", true},
-			{"patch", "apps", "deployments", "", true},
-			{"create", "apps", "deployments", "", true}, // the extra canary Deployment
-			{"delete", "apps", "deployments", "", true}, // ... and its removal
-			{"update", "apps", "statefulsets", "", true},
-			{"patch", "apps", "daemonsets", "", true},
-			{"create", "apps", "replicasets", "", true}, // the new revision of an in-place release
-			{"update", "apps", "replicasets", "", true},
-			{"delete", "", "pods", "", true},
-			{"create", "", "events", "", true},
-			{"patch", "", "events", "", true},
-			{"create", "", "services", "", true},
-			{"update", "gateway.networking.k8s.io", "httproutes", "", true},
-			{"update", "coordination.k8s.io", "leases", deployNamespace, true},
+			{"update", "apps", "deployments", "", true, ""},
+			{"patch", "apps", "deployments", "", true, ""},
+			{"create", "apps", "deployments", "", true, ""}, // the extra canary Deployment
+			{"delete", "apps", "deployments", "", true, ""}, // ... and its removal
+			{"update", "apps", "statefulsets", "", true, ""},
+			{"patch", "apps", "daemonsets", "", true, ""},
+			{"create", "apps", "replicasets", "", true, ""}, // the new revision of an in-place release
+			{"update", "apps", "replicasets", "", true, ""},
+			{"delete", "", "pods", "", true, ""},
+			{"create", "", "events", "", true, ""},
+			{"patch", "", "events", "", true, ""},
+			{"create", "", "services", "", true, ""},
+			{"update", "gateway.networking.k8s.io", "httproutes", "", true, ""},
+			{"update", "coordination.k8s.io", "leases", deployNamespace, true, ""},
 			// removed: verbs the code never calls
-			{"create", "apps", "statefulsets", "", false},
-			{"delete", "apps", "statefulsets", "", false},
-			{"create", "apps", "daemonsets", "", false},
-			{"delete", "apps", "daemonsets", "", false},
-			{"patch", "apps", "replicasets", "", false},
-			{"delete", "apps", "replicasets", "", false},
-			{"deletecollection", "apps", "deployments", "", false},
-			{"get", "apps", "controllerrevisions", "", false},
-			{"create", "apps", "controllerrevisions", "", false},
-			{"create", "", "pods", "", false},
-			{"update", "", "pods", "", false},
-			{"update", "", "events", "", false},
-			{"create", "events.k8s.io", "events", "", false},
-			{"patch", "", "services", "", false},
-			{"create", "gateway.networking.k8s.io", "httproutes", "", false},
-			{"delete", "gateway.networking.k8s.io", "httproutes", "", false},
-			{"get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", false},
-			{"update", "coordination.k8s.io", "leases", "default", false},
-			{"delete", "coordination.k8s.io", "leases", deployNamespace, false},
+			{"create", "apps", "statefulsets", "", false, ""},
+			{"delete", "apps", "statefulsets", "", false, ""},
+			{"create", "apps", "daemonsets", "", false, ""},
+			{"delete", "apps", "daemonsets", "", false, ""},
+			{"patch", "apps", "replicasets", "", false, ""},
+			{"delete", "apps", "replicasets", "", false, ""},
+			{"deletecollection", "apps", "deployments", "", false, ""},
+			{"get", "apps", "controllerrevisions", "", false, ""},
+			{"create", "apps", "controllerrevisions", "", false, ""},
+			{"create", "", "pods", "", false, ""},
+			{"update", "", "pods", "", false, ""},
+			{"update", "", "events", "", false, ""},
+			{"create", "events.k8s.io", "events", "", false, ""},
+			{"patch", "", "services", "", false, ""},
+			{"create", "gateway.networking.k8s.io", "httproutes", "", false, ""},
+			{"delete", "gateway.networking.k8s.io", "httproutes", "", false, ""},
+			{"get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", false, ""},
+			{"update", "coordination.k8s.io", "leases", "default", false, ""},
+			{"delete", "coordination.k8s.io", "leases", deployNamespace, false, ""},
 			// never had it, must never get it
-			{"get", "", "secrets", "", false},
-			{"create", "", "serviceaccounts/token", "", false},
-			{"update", "rbac.authorization.k8s.io", "clusterroles", "", false},
-			{"update", "rollout.kruise.io", "rollouts/status", "", false},
+			{"get", "", "secrets", "", false, ""},
+			{"create", "", "serviceaccounts/token", "", false, ""},
+			{"update", "rbac.authorization.k8s.io", "clusterroles", "", false, ""},
+			{"update", "rollout.kruise.io", "rollouts/status", "", false, ""},
 		} {
+			resource, subresource, _ := strings.Cut(q.resource, "/") // as kubectl auth can-i writes it
 			allowed, reason := secCan(t, e.c, serverServiceAccount, serverGroups, &authorizationv1.ResourceAttributes{
-				Verb: q.verb, Group: q.group, Resource: q.resource, Namespace: q.namespace,
+				Verb: q.verb, Group: q.group, Resource: resource, Subresource: subresource, Namespace: q.namespace, Name: q.name,
 			}, nil)
 			assert.Equal(t, q.want, allowed, "%s may %s %s.%s (namespace %q)? %s", serverServiceAccount, q.verb, q.resource, q.group, q.namespace, reason)
 		}
@@ -311,6 +316,7 @@ func TestSecurityAudit(t *testing.T) {
 	require.NoError(t, c.WaitGroupServed(ctx))
 
 	e := &surfaceEnv{t: t, c: c, server: server, kubectl: kubectlAs{t: t, c: c}}
+	e.kubectl.must("apply", "-f", filepath.Join(c.RootDir, "artifacts", "deploy", "30-rbac-users.yaml"))
 	ns := e.namespace()
 	e.kubectl.mustApply(canaryRolloutYAML(ns, "web", "web"))
 	e.kubectl.must("create", "rolebinding", "auditee", "-n", ns, "--clusterrole=rollout-promoter", "--user=auditee")
