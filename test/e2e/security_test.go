@@ -255,6 +255,12 @@ func TestSecurityAdmissionPolicy(t *testing.T) {
 		assert.True(t, apierrors.IsForbidden(err), "%v", err)
 		assert.Contains(t, err.Error(), "rollout-apiserver-writes")
 		assert.Contains(t, err.Error(), "labelled rollout.kruise.io/controlled=true")
+		_, err = server.AppsV1().Deployments(s.ns).Patch(ctx, plain.Name, types.MergePatchType,
+			[]byte(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"00000000-0000-0000-0000-000000000000"}]}}`), metav1.PatchOptions{})
+		assert.True(t, apierrors.IsForbidden(err), "an owner reference on an unlabelled Deployment (the garbage collector would delete it): %v", err)
+		_, err = server.AppsV1().Deployments(s.ns).Patch(ctx, plain.Name, types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"rollout.kruise.io/controlled":null}}}`), metav1.PatchOptions{})
+		assert.NoError(t, err, "taking off a control label that is not there changes nothing (a controller with a lagging cache does it)")
 	})
 
 	t.Run("the server may change a labelled Deployment", func(t *testing.T) {
