@@ -39,18 +39,19 @@ type ServerOptions struct {
 // with the cluster. Its port, certificates and embedded-etcd data dir stay the same across
 // Kill/Stop/Start, like a pod restarted in place.
 type Server struct {
-	c      *Cluster
-	Binary string
-	Args   []string
-	URL    string // https://127.0.0.1:PORT
-	CAFile string // CA of the serving cert (the APIServices' caBundle)
+	c       *Cluster
+	Binary  string
+	Args    []string
+	URL     string // https://127.0.0.1:PORT
+	CAFile  string // CA of the serving cert (the APIServices' caBundle)
+	logPath string
+	pidPath string
+	timeout time.Duration
+
 	// HostKubeconfig is how the server reaches the host cluster (--kubeconfig and the
 	// delegated authn/authz kubeconfigs): by default a token of its ServiceAccount,
 	// bound to the shipped RBAC (hack/local-register.sh, ROLLOUT_HOST_IDENTITY).
 	HostKubeconfig string
-	logPath        string
-	pidPath        string
-	timeout        time.Duration
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -109,15 +110,16 @@ func (c *Cluster) StartServer(ctx context.Context, opts ServerOptions) (*Server,
 		return nil, err
 	}
 	s := &Server{
-		c:              c,
-		Binary:         renv["ROLLOUT_BINARY"],
-		Args:           strings.Fields(string(args)),
-		URL:            renv["ROLLOUT_URL"],
-		CAFile:         renv["ROLLOUT_CA"],
+		c:       c,
+		Binary:  renv["ROLLOUT_BINARY"],
+		Args:    strings.Fields(string(args)),
+		URL:     renv["ROLLOUT_URL"],
+		CAFile:  renv["ROLLOUT_CA"],
+		logPath: renv["ROLLOUT_LOG"],
+		pidPath: renv["ROLLOUT_PID_FILE"],
+		timeout: opts.ReadyTimeout,
+
 		HostKubeconfig: renv["ROLLOUT_HOST_KUBECONFIG"],
-		logPath:        renv["ROLLOUT_LOG"],
-		pidPath:        renv["ROLLOUT_PID_FILE"],
-		timeout:        opts.ReadyTimeout,
 	}
 	if s.timeout == 0 {
 		s.timeout = 90 * time.Second
