@@ -8,8 +8,14 @@
 #   ROLLOUT_START       0 = only prepare certs/args and apply the manifests; the caller runs
 #                       the server itself (the e2e framework does, to kill -9 and restart it)
 #   ROLLOUT_EXTRA_ARGS  extra flags for rollout-apiserver, space separated
+#   ROLLOUT_HOST_IDENTITY  serviceaccount (default): the server reaches the host cluster as
+#                       its ServiceAccount rollout-system/rollout-apiserver, bound to exactly
+#                       the shipped artifacts/deploy/20-rbac-server.yaml and fenced by
+#                       25-admission-policy.yaml, as in an install; admin: as the local admin
+#                       (system:masters), to tell an RBAC problem from another one
 #
-# Writes RUN_DIR/rollout/: ca.{crt,key}, serving.{crt,key}, args (one flag per line: the
+# Writes RUN_DIR/rollout/: ca.{crt,key}, serving.{crt,key}, host.kubeconfig (the
+# ServiceAccount's token), args (one flag per line: the
 # exact command line, for whoever starts the server), env (ROLLOUT_PORT=... etc.),
 # etcd-data/ (embedded etcd). The port, CA and data survive re-runs, so a restart keeps
 # the registration and the stored rollouts.
@@ -37,23 +43,68 @@ if [[ ! -f "${DIR}/serving.crt" ]]; then
     "DNS:rollout-apiserver.rollout-system.svc,DNS:rollout-apiserver.rollout-system.svc.cluster.local,DNS:localhost,IP:127.0.0.1"
 fi
 
-# --- port and command line ----------------------------------------------------------------
-if [[ -f "${DIR}/env" ]]; then
-  # shellcheck disable=SC1091 # written below on the first run
-  ROLLOUT_PORT="$(source "${DIR}/env" && echo "${ROLLOUT_PORT}")"
-else
-  free_port ROLLOUT_PORT
+# --- port ---------------------------------------------------------------------------------
+# local-up.sh chose it (RUN_DIR/env), because kube-apiserver's admission configuration names
+# it: only calls to 127.0.0.1:ROLLOUT_PORT carry kube-apiserver's webhook client cert.
+if [[ -z "${ROLLOUT_PORT:-}" ]]; then
+  log "WARNING: ${RUN_DIR}/env has no ROLLOUT_PORT (a control plane from an older local-up.sh): kube-apiserver presents no client certificate to the workload webhook, which refuses it; restart the control plane"
+  if [[ -f "${DIR}/env" ]]; then
+    # shellcheck disable=SC1091 # written below on the first run
+    ROLLOUT_PORT="$(source "${DIR}/env" && echo "${ROLLOUT_PORT}")"
+  else
+    free_port ROLLOUT_PORT
+  fi
 fi
-# Host cluster access (core API, TokenReview/SubjectAccessReview, the authentication
-# ConfigMap) with the admin identity; the manifests still bind the real ServiceAccount.
+
+# --- the server's identity in the host cluster --------------------------------------------
+# The shipped namespace, ServiceAccount, RBAC (server role, delegated auth, webhook caller)
+# and admission policy, applied as an install applies them.
+"${KUBECTL}" apply -f "${ROOT_DIR}/artifacts/deploy/00-namespace.yaml" \
+  -f "${ROOT_DIR}/artifacts/deploy/10-serviceaccount.yaml" \
+  -f "${ROOT_DIR}/artifacts/deploy/20-rbac-server.yaml" \
+  -f "${ROOT_DIR}/artifacts/deploy/25-admission-policy.yaml" >/dev/null
+case "${ROLLOUT_HOST_IDENTITY:-serviceaccount}" in
+  serviceaccount)
+    # A bound token of the ServiceAccount, as a pod would mount (a week: long enough for a
+    # local run; each registration mints a new one).
+    token="$("${KUBECTL}" -n rollout-system create token rollout-apiserver --duration=168h)"
+    HOST_KUBECONFIG="${DIR}/host.kubeconfig"
+    cat >"${HOST_KUBECONFIG}" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: ${APISERVER_URL}
+    certificate-authority: ${PKI_DIR}/ca.crt
+users:
+- name: rollout-apiserver
+  user:
+    token: ${token}
+contexts:
+- name: local
+  context:
+    cluster: local
+    user: rollout-apiserver
+current-context: local
+KUBECONFIG
+    chmod 600 "${HOST_KUBECONFIG}"
+    ;;
+  admin) HOST_KUBECONFIG="${KUBECONFIG}" ;;
+  *) die "ROLLOUT_HOST_IDENTITY must be serviceaccount or admin, got '${ROLLOUT_HOST_IDENTITY}'" ;;
+esac
+
+# --- command line -------------------------------------------------------------------------
+# Host cluster access (workloads, TokenReview/SubjectAccessReview, the authentication
+# ConfigMap) with that identity.
 args=(
   --bind-address=127.0.0.1
   --secure-port="${ROLLOUT_PORT}"
   --tls-cert-file="${DIR}/serving.crt"
   --tls-private-key-file="${DIR}/serving.key"
-  --kubeconfig="${KUBECONFIG}"
-  --authentication-kubeconfig="${KUBECONFIG}"
-  --authorization-kubeconfig="${KUBECONFIG}"
+  --kubeconfig="${HOST_KUBECONFIG}"
+  --authentication-kubeconfig="${HOST_KUBECONFIG}"
+  --authorization-kubeconfig="${HOST_KUBECONFIG}"
   --etcd-data-dir="${DIR}/etcd-data"
 )
 # shellcheck disable=SC2206 # word splitting is the point
@@ -67,6 +118,7 @@ ROLLOUT_BINARY=${BIN_DIR}/rollout-apiserver
 ROLLOUT_ARGS_FILE=${DIR}/args
 ROLLOUT_LOG=${RUN_DIR}/logs/rollout-apiserver.log
 ROLLOUT_PID_FILE=${RUN_DIR}/pids/rollout-apiserver.pid
+ROLLOUT_HOST_KUBECONFIG=${HOST_KUBECONFIG}
 ENV
 
 # --- registration -------------------------------------------------------------------------

@@ -44,7 +44,7 @@ fi
 # LOCAL_RUN_DIR pointing at a folder with other files in it is safe.
 rm -rf "${RUN_DIR}"/{pki,etcd-data,pids,rollout,kwok,logs.prev}
 [[ -d "${RUN_DIR}/logs" ]] && mv "${RUN_DIR}/logs" "${RUN_DIR}/logs.prev"
-rm -f "${RUN_DIR}"/{env,*.kubeconfig}
+rm -f "${RUN_DIR}"/{env,*.kubeconfig,admission-config.yaml}
 mkdir -p "${RUN_DIR}"/{pki,logs,pids,kwok}
 PKI="${RUN_DIR}/pki"
 
@@ -83,7 +83,11 @@ free_port APISERVER_PORT
 free_port KCM_PORT
 free_port SCHEDULER_PORT
 free_port KWOK_PORT
-log "run folder ${RUN_DIR}; ports: etcd ${ETCD_PORT}, kube-apiserver ${APISERVER_PORT}, kube-controller-manager ${KCM_PORT}, kube-scheduler ${SCHEDULER_PORT}, kwok ${KWOK_PORT}"
+# rollout-apiserver's port is chosen now, not when it is registered: kube-apiserver's
+# admission configuration names the webhook's host:port to present its client
+# certificate to, and it reads that only at start.
+free_port ROLLOUT_PORT
+log "run folder ${RUN_DIR}; ports: etcd ${ETCD_PORT}, kube-apiserver ${APISERVER_PORT}, kube-controller-manager ${KCM_PORT}, kube-scheduler ${SCHEDULER_PORT}, kwok ${KWOK_PORT}, rollout-apiserver ${ROLLOUT_PORT}"
 
 # --- certificates -------------------------------------------------------------------------
 # ca: cluster CA (apiserver serving cert, all client certs, kcm's CSR signer).
@@ -96,6 +100,11 @@ pki_cert "${PKI}" admin ca client "/O=system:masters/CN=kubernetes-admin"
 pki_cert "${PKI}" controller-manager ca client "/CN=system:kube-controller-manager"
 pki_cert "${PKI}" scheduler ca client "/CN=system:kube-scheduler"
 pki_cert "${PKI}" kwok ca client "/O=system:masters/CN=kwok-controller" # kwok edits nodes/pods of any node
+# kube-apiserver's identity towards rollout-apiserver's workload webhook (see
+# docs/install.md, "How the webhook is protected"): a client cert of the cluster CA,
+# which rollout-apiserver trusts through kube-system/extension-apiserver-authentication,
+# with the user name that artifacts/deploy/20-rbac-server.yaml allows to call it.
+pki_cert "${PKI}" webhook-caller ca client "/CN=rollout-apiserver:webhook-caller"
 pki_ca "${PKI}" front-proxy-ca local-front-proxy-ca
 pki_cert "${PKI}" front-proxy-client front-proxy-ca client "/CN=front-proxy-client"
 pki_key "${PKI}/sa.key"
@@ -107,6 +116,35 @@ write_kubeconfig "${KUBECONFIG_ADMIN}" "${SERVER}" "${PKI}/ca.crt" "${PKI}/admin
 write_kubeconfig "${RUN_DIR}/controller-manager.kubeconfig" "${SERVER}" "${PKI}/ca.crt" "${PKI}/controller-manager.crt" "${PKI}/controller-manager.key"
 write_kubeconfig "${RUN_DIR}/scheduler.kubeconfig" "${SERVER}" "${PKI}/ca.crt" "${PKI}/scheduler.crt" "${PKI}/scheduler.key"
 write_kubeconfig "${RUN_DIR}/kwok.kubeconfig" "${SERVER}" "${PKI}/ca.crt" "${PKI}/kwok.crt" "${PKI}/kwok.key"
+
+# kube-apiserver calls admission webhooks with the credentials that this kubeconfig gives
+# their host:port; the local webhook is https://127.0.0.1:ROLLOUT_PORT/webhooks/workloads
+# (artifacts/local/webhook.yaml.tmpl). An install names the Service instead.
+cat >"${RUN_DIR}/webhook-client.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+users:
+- name: "127.0.0.1:${ROLLOUT_PORT}"
+  user:
+    client-certificate: ${PKI}/webhook-caller.crt
+    client-key: ${PKI}/webhook-caller.key
+KUBECONFIG
+chmod 600 "${RUN_DIR}/webhook-client.kubeconfig"
+cat >"${RUN_DIR}/admission-config.yaml" <<ADMISSION
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: ${RUN_DIR}/webhook-client.kubeconfig
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: ${RUN_DIR}/webhook-client.kubeconfig
+ADMISSION
 
 cat >"${RUN_DIR}/env" <<ENV
 # Written by hack/local-up.sh; sourced by hack/local-*.sh and read by test/e2e/framework.
@@ -122,6 +160,7 @@ KCM_PORT=${KCM_PORT}
 SCHEDULER_PORT=${SCHEDULER_PORT}
 KWOK_PORT=${KWOK_PORT}
 PKI_DIR=${PKI}
+ROLLOUT_PORT=${ROLLOUT_PORT}
 ENV
 
 # --- etcd ---------------------------------------------------------------------------------
@@ -168,7 +207,8 @@ launch kube-apiserver \
   --requestheader-extra-headers-prefix=X-Remote-Extra- \
   --proxy-client-cert-file="${PKI}/front-proxy-client.crt" \
   --proxy-client-key-file="${PKI}/front-proxy-client.key" \
-  --enable-aggregator-routing=false
+  --enable-aggregator-routing=false \
+  --admission-control-config-file="${RUN_DIR}/admission-config.yaml"
 curl_admin() { curl -fsS --cacert "${PKI}/ca.crt" --cert "${PKI}/admin.crt" --key "${PKI}/admin.key" "$@"; }
 wait_for "kube-apiserver /readyz" 90 curl_admin "${SERVER}/readyz"
 log "kube-apiserver ready ($(elapsed "${t0}"))"

@@ -29,7 +29,10 @@ var webhookManifests = []struct {
 		header: generatedNote +
 			"# Holds a workload that a Rollout references when its pod template changes, so\n" +
 			"# the controller can release it step by step. Only workloads labelled by the\n" +
-			"# controller are sent here: everything else never depends on this server.\n",
+			"# controller are sent here: everything else never depends on this server.\n" +
+			"# The server answers only kube-apiserver's client certificate for the user\n" +
+			"# rollout-apiserver:webhook-caller: configure kube-apiserver first\n" +
+			"# (docs/install.md, step 4), or updates of those workloads are refused.\n",
 		caBundle: "CA_BUNDLE",
 		clientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
 			Namespace: "rollout-system", Name: "rollout-apiserver", Port: ptr.To[int32](443), Path: ptr.To(Path),
@@ -38,7 +41,8 @@ var webhookManifests = []struct {
 	{
 		path: "artifacts/local/webhook.yaml.tmpl",
 		header: generatedNote +
-			"# The workload webhook of a local run (hack/local-register.sh), reached on loopback.\n",
+			"# The workload webhook of a local run (hack/local-register.sh), reached on loopback;\n" +
+			"# kube-apiserver calls it with the client certificate hack/local-up.sh configured.\n",
 		caBundle:     "${ROLLOUT_CA_BUNDLE}",
 		clientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:${ROLLOUT_PORT}" + Path)},
 	},

@@ -33,7 +33,11 @@ import (
 	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
 )
 
-// Path is where the server should serve Handler.
+// Path is where the server should serve Handler. It is served behind the
+// generic server's authentication and authorization like every other path:
+// kube-apiserver presents a client certificate for a user that RBAC allows to
+// POST here (artifacts/deploy/20-rbac-server.yaml), and every other caller,
+// anonymous or not, gets 403 before its body is read.
 const Path = "/webhooks/workloads"
 
 // WebhookName is the name of the webhook inside its configuration.

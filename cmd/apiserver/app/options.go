@@ -26,7 +26,6 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
 	generatedopenapi "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/openapi"
-	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
 )
 
 // etcdPathPrefix is where rollouts live in etcd; distinct from kube-apiserver's
@@ -126,10 +125,11 @@ func NewServerOptions() *ServerOptions {
 	o.RecommendedOptions.SecureServing.ServerCert.CertDirectory = ""
 	// An empty server list selects the embedded etcd (see Validate).
 	o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = nil
-	// kube-apiserver calls the workload webhook without credentials; the
-	// webhook only answers whether to hold a workload, so it needs none.
-	o.RecommendedOptions.Authorization.AlwaysAllowPaths = append(
-		o.RecommendedOptions.Authorization.AlwaysAllowPaths, webhook.Path)
+	// The workload webhook is not on the always-allow paths: kube-apiserver
+	// calls it with a client certificate (its admission configuration's
+	// kubeconfig), and the delegated authorizer lets only an identity allowed
+	// to POST /webhooks/workloads in (artifacts/deploy/20-rbac-server.yaml,
+	// docs/install.md).
 	return o
 }
 
@@ -227,8 +227,11 @@ func (o *ServerOptions) Validate() error {
 
 // requiredAlwaysAllowPaths are paths served without authorization whatever
 // --authorization-always-allow-paths says: health probes come from the
-// kubelet, and the workload webhook from kube-apiserver.
-var requiredAlwaysAllowPaths = []string{"/healthz", "/readyz", "/livez", webhook.Path}
+// kubelet, which has no identity here. The workload webhook is not one of
+// them: any pod that reaches the port could call it, learn which Rollout
+// references a workload and load the server that kube-apiserver's calls
+// depend on (failurePolicy Fail).
+var requiredAlwaysAllowPaths = []string{"/healthz", "/readyz", "/livez"}
 
 // withRequiredAlwaysAllowPaths adds requiredAlwaysAllowPaths to paths: an
 // operator's --authorization-always-allow-paths replaces the flag's default

@@ -62,7 +62,9 @@ func TestAlwaysAllowPathsAreAdditive(t *testing.T) {
 	require.Equal(t, []string{"/metrics"}, o.RecommendedOptions.Authorization.AlwaysAllowPaths, "the flag replaces its default")
 
 	got := withRequiredAlwaysAllowPaths(o.RecommendedOptions.Authorization.AlwaysAllowPaths)
-	assert.ElementsMatch(t, []string{"/metrics", "/healthz", "/readyz", "/livez", webhook.Path}, got)
+	assert.ElementsMatch(t, []string{"/metrics", "/healthz", "/readyz", "/livez"}, got)
+	assert.NotContains(t, NewServerOptions().RecommendedOptions.Authorization.AlwaysAllowPaths, webhook.Path,
+		"the webhook is authorized like any other path: only kube-apiserver's identity may call it")
 }
 
 // TestLivezWithoutEtcd: the etcd check leaves /livez, other checks stay.

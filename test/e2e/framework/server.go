@@ -48,6 +48,11 @@ type Server struct {
 	pidPath string
 	timeout time.Duration
 
+	// HostKubeconfig is how the server reaches the host cluster (--kubeconfig and the
+	// delegated authn/authz kubeconfigs): by default a token of its ServiceAccount,
+	// bound to the shipped RBAC (hack/local-register.sh, ROLLOUT_HOST_IDENTITY).
+	HostKubeconfig string
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the current process has exited
@@ -113,6 +118,8 @@ func (c *Cluster) StartServer(ctx context.Context, opts ServerOptions) (*Server,
 		logPath: renv["ROLLOUT_LOG"],
 		pidPath: renv["ROLLOUT_PID_FILE"],
 		timeout: opts.ReadyTimeout,
+
+		HostKubeconfig: renv["ROLLOUT_HOST_KUBECONFIG"],
 	}
 	if s.timeout == 0 {
 		s.timeout = 90 * time.Second
