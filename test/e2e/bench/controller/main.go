@@ -720,12 +720,16 @@ func (b *bench) waitControlled(ctx context.Context, ns string, names []string) e
 
 func (b *bench) waitAllRollouts(ctx context.Context, ns string, names []string, what string, cond func(*v1beta1.Rollout) bool) error {
 	start := time.Now()
+	wanted := make(map[string]bool, len(names))
+	for _, n := range names {
+		wanted[n] = true
+	}
 	for {
 		list, err := b.ro.RolloutV1beta1().Rollouts(ns).List(ctx, metav1.ListOptions{})
 		n := 0
 		if err == nil {
 			for i := range list.Items {
-				if cond(&list.Items[i]) {
+				if wanted[list.Items[i].Name] && cond(&list.Items[i]) {
 					n++
 				}
 			}

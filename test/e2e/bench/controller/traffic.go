@@ -151,7 +151,7 @@ func (b *bench) phaseTraffic(ctx context.Context) error {
 		r, okR := ready[name]
 		t, okT := routed[name]
 		if !okR || !okT {
-			missing = append(missing, name)
+			missing = append(missing, fmt.Sprintf("%s (pods available seen: %v, route change seen: %v)", name, okR, okT))
 			continue
 		}
 		latencies = append(latencies, t.Sub(r))
