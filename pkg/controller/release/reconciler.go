@@ -103,6 +103,8 @@ type pass struct {
 	info   *workload.Info
 	// requeue is the earliest time to look again, 0 for none.
 	requeue time.Duration
+	// decided: the pass recorded a decision that a pass reading it acts on.
+	decided bool
 	events  []event
 }
 
@@ -172,12 +174,26 @@ func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error
 		return 0, r.addFinalizer(ctx, ro)
 	}
 
-	syncErr := r.sync(ctx, p)
-	if _, err := r.writeStatus(ctx, p); err != nil {
-		return 0, errors.Join(syncErr, err)
+	for chained := 0; ; chained++ {
+		syncErr := r.sync(ctx, p)
+		written, err := r.writeStatus(ctx, p)
+		if err != nil {
+			return 0, errors.Join(syncErr, err)
+		}
+		if syncErr != nil || !p.decided || written == p.stored || chained == maxChainedPasses {
+			return p.requeue, syncErr
+		}
+		// The decision is stored now: act on it at once, from the Rollout the
+		// API server returned, instead of waiting for the write's watch event
+		// to come back through the queue. This is still record, then act: the
+		// next pass reads exactly what was written.
+		p = newPass(written, metav1.NewTime(r.Clock.Now()))
 	}
-	return p.requeue, syncErr
 }
+
+// maxChainedPasses bounds how many passes one Sync runs back to back after
+// recording decisions (entering a step, then a state with side effects).
+const maxChainedPasses = 4
 
 func (r *Reconciler) sync(ctx context.Context, p *pass) error {
 	ro, st := p.ro, p.status

@@ -7,8 +7,8 @@ import (
 )
 
 // recordPoll is how soon a pass that recorded a decision looks again to act
-// on it. The status write's own watch event normally comes first; this only
-// bounds the wait when that event is slow.
+// on it when it could not act at once (Sync runs the acting pass right after
+// a successful write; see maxChainedPasses).
 const recordPoll = 500 * time.Millisecond
 
 // The predicates below compare what a pass has decided (p.status) with what
@@ -55,5 +55,6 @@ func (p *pass) endingRecorded() bool {
 // recorded notes that this pass decided something that a later pass acts
 // on once the decision is written.
 func (p *pass) recorded() {
+	p.decided = true
 	p.after(recordPoll)
 }
