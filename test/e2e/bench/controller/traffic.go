@@ -163,7 +163,8 @@ func (b *bench) phaseTraffic(ctx context.Context) error {
 	b.routedP99, b.trafficMeasured = pct(latencies, 99), true
 	b.add("traffic", "releases with an HTTPRoute each", fmt.Sprintf("%d, in waves of %d", len(names), b.o.trafficWave))
 	b.add("traffic", "first image update → every route at step 1 (50%)", dur(took))
-	b.add("traffic", "step's pods available → route updated p50 / p99 / max", fmt.Sprintf("%s / %s / %s", ms(pct(latencies, 50)), ms(pct(latencies, 99)), ms(pct(latencies, 100))))
+	b.add("traffic", "step's pods available → route updated p50 / p90 / p99 / max", fmt.Sprintf("%s / %s / %s / %s",
+		ms(pct(latencies, 50)), ms(pct(latencies, 90)), ms(pct(latencies, 99)), ms(pct(latencies, 100))))
 	b.add("traffic", "rollout-apiserver CPU", fmt.Sprintf("%.1f s", after.cpu-before.cpu))
 	b.add("traffic", "controller work queue", queueRow(before, after))
 	logf("traffic: pods ready → route updated p50 %s p99 %s", ms(pct(latencies, 50)), ms(pct(latencies, 99)))
