@@ -101,7 +101,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.n, "n", 200, "Deployments per phase (plain and with Rollouts; 0 skips both)")
 	flag.IntVar(&o.traffic, "traffic", 0, "Rollouts that route through an HTTPRoute each, for the pods-ready → route-updated latency, e.g. 100 (0 skips)")
-	flag.IntVar(&o.trafficWave, "traffic-wave", 10, "how many of the -traffic releases start together")
+	flag.IntVar(&o.trafficWave, "traffic-wave", 1, "how many of the -traffic releases start together (1: the controller's reaction to one release; more: with a queue)")
 	flag.IntVar(&o.replicas, "replicas", 2, "replicas of every Deployment")
 	flag.IntVar(&o.manual, "manual", 40, "Rollouts with a manual step for the promote latency (0 skips)")
 	flag.IntVar(&o.idle, "idle", 0, "idle Rollouts and their Deployments (0 replicas) to create at the end for the memory figure, e.g. 10000 (0 skips)")
