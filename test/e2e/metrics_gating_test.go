@@ -150,7 +150,9 @@ func (g *gatingEnv) errorRateCheck(count, failureLimit int32) v1beta1.MetricChec
 
 // withChecks gates every step (that has no checks of its own) on checks.
 func withChecks(checks ...v1beta1.MetricCheck) rolloutOption {
-	return func(ro *v1beta1.Rollout) { ro.Spec.Strategy.Canary.Analysis = &v1beta1.RolloutAnalysis{Metrics: checks} }
+	return func(ro *v1beta1.Rollout) {
+		ro.Spec.Strategy.Canary.Analysis = &v1beta1.RolloutAnalysis{Metrics: checks}
+	}
 }
 
 // gated is st with checks of its own.

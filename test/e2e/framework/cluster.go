@@ -63,7 +63,7 @@ type Cluster struct {
 	servers []*Server
 	// stoppers stop what the tests started beside the servers (Prometheus, exporters).
 	stoppers []func() error
-	built   bool // BuildServer ran
+	built    bool // BuildServer ran
 
 	teardownOnce sync.Once
 	teardownErr  error

@@ -189,7 +189,9 @@ func (e *Exporter) listPods() map[exporterSeries]map[string]int {
 		targets = append(targets, t)
 	}
 	e.mu.Unlock()
-	sort.Slice(targets, func(i, j int) bool { return targets[i].namespace+targets[i].rollout < targets[j].namespace+targets[j].rollout })
+	sort.Slice(targets, func(i, j int) bool {
+		return targets[i].namespace+targets[i].rollout < targets[j].namespace+targets[j].rollout
+	})
 	out := map[exporterSeries]map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
