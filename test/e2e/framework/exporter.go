@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -189,9 +188,6 @@ func (e *Exporter) listPods() map[exporterSeries]map[string]int {
 		targets = append(targets, t)
 	}
 	e.mu.Unlock()
-	sort.Slice(targets, func(i, j int) bool {
-		return targets[i].namespace+targets[i].rollout < targets[j].namespace+targets[j].rollout
-	})
 	out := map[exporterSeries]map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
