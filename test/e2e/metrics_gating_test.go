@@ -124,6 +124,8 @@ func startGatingEnvironment(t *testing.T) *gatingEnv {
 // replicas pods the exporter counts, its image errRate[image] of requests failing.
 func (g *gatingEnv) newScenario(t *testing.T, replicas int32, errRate map[string]float64) *scenario {
 	s := newScenarioOn(t, g.rel)
+	// The Rollout's finalizer needs this server: delete it while the server runs.
+	robCleanupRollouts(t, g.rel.ro, s.ns)
 	g.exporter.Track(s.ns, "web", map[string]string{"app": "web"})
 	for image, rate := range errRate {
 		g.exporter.SetErrorRate(s.ns, image, rate)
