@@ -223,34 +223,36 @@ func expectAddressRefused(t *testing.T, err error, field, address string) {
 	t.Errorf("422 for %s: no cause on %s naming the address; causes on %v: %v", address, field, fields, err)
 }
 
-// gatingHealthy: 1% errors pass the check (max 5%) at every step. Step 1 waits for promote
-// after its checks, so kubectl -o wide shows the passed check; steps 2 and 3 move on by
-// themselves once their checks pass.
+// gatingHealthy: 1% errors pass the check (max 5%) at every step. Step 1 has a check of its
+// own with three measurements (long enough to watch it run with kubectl) and waits for
+// promote after it, so kubectl -o wide shows the passed check; steps 2 and 3 have the
+// strategy's check of two measurements and move on by themselves once it passes.
 func gatingHealthy(t *testing.T, g *gatingEnv) {
 	s := g.newScenario(t, 4, map[string]float64{"app:v2": 0.01})
 	m := g.watchServerMetrics(s)
-	s.givenRollout([]v1beta1.CanaryStep{step("25%"), step("50%", 0), step("100%")}, withChecks(g.errorRateCheck(2, 1)))
+	s.givenRollout([]v1beta1.CanaryStep{gated(step("25%"), g.errorRateCheck(3, 1)), step("50%", 0), step("100%")},
+		withChecks(g.errorRateCheck(2, 1)))
 
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStateMetricsAnalysis)
 	s.expectWideAnalysis(gatingCheck + " Running")
 	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
 	s.expectPods(pods{"app:v2": 1, "app:v1": 3})
-	s.expectCheck(1, v1beta1.MetricCheckSuccessful, 2, 0)
+	s.expectCheck(1, v1beta1.MetricCheckSuccessful, 3, 0)
 	s.expectWideAnalysis(gatingCheck + " Successful 0.01")
 
 	s.promote()
 	ro := s.expectSucceeded()
 	s.expectPods(pods{"app:v2": 4})
-	for step := int32(1); step <= 3; step++ {
-		expectCheckIn(t, ro, step, v1beta1.MetricCheckSuccessful, 2, 0)
-	}
+	expectCheckIn(t, ro, 1, v1beta1.MetricCheckSuccessful, 3, 0)
+	expectCheckIn(t, ro, 2, v1beta1.MetricCheckSuccessful, 2, 0)
+	expectCheckIn(t, ro, 3, v1beta1.MetricCheckSuccessful, 2, 0)
 
 	m.stop()
 	m.expectPhasesAndSteps("Progressing/1", "Progressing/2", "Progressing/3", "Healthy/0")
 	m.expectCounted("rollout_controller_releases_started_total", nil, 1)
 	m.expectCounted("rollout_controller_releases_succeeded_total", nil, 1)
-	m.expectCountedAtLeast("rollout_controller_analysis_measurements_total", map[string]string{"phase": "Successful"}, 6)
+	m.expectCountedAtLeast("rollout_controller_analysis_measurements_total", map[string]string{"phase": "Successful"}, 7)
 }
 
 // gatingUnhealthy: 50% errors fail every measurement; with failureLimit 1 the second fails
@@ -350,9 +352,10 @@ func gatingPrometheusDown(t *testing.T, g *gatingEnv) {
 }
 
 // gatingServerKilled: rollout-apiserver is killed with SIGKILL after two of the four
-// measurements of step 1 and started again; the check carries on from status. When the step
-// waits for promote, its measurements are the two from before the kill, unchanged, and two
-// more, each at least an interval after the one before: none repeated, none lost.
+// measurements of step 1 and started again after more than an interval; the check carries
+// on from status. When the step waits for promote, its measurements are the two from before
+// the kill, unchanged, and two more, each at least an interval after the one before: none
+// repeated, none lost, and no burst to catch up on the interval missed.
 func gatingServerKilled(t *testing.T, g *gatingEnv) {
 	s := g.newScenario(t, 4, map[string]float64{"app:v2": 0.01})
 	s.givenRollout([]v1beta1.CanaryStep{gated(step("50%"), g.errorRateCheck(4, 1)), step("100%")})
@@ -363,6 +366,8 @@ func gatingServerKilled(t *testing.T, g *gatingEnv) {
 		t.Fatalf("kill -9: %v", err)
 	}
 	s.logf("rollout-apiserver killed after %d measurements", before.Count)
+	// Down for longer than an interval: a measurement falls due while nobody runs the check.
+	time.Sleep(gatingInterval + time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), serverStartupTimeout)
 	defer cancel()
 	if err := g.server.Start(ctx); err != nil {
