@@ -40,6 +40,7 @@ import (
 //   - a release with 50% errors aborts at the first gated step within interval ×
 //     (failureLimit + 1) + one scrape interval, back to the stable pods, with the check and
 //     its value in status.abort, the message and a Warning Event, and counted as aborted;
+//     behind a Gateway API HTTPRoute, the route goes back to stable before any canary pod;
 //   - Prometheus stopped mid-analysis pauses the release with a condition that says why;
 //     Prometheus back and a resume, and the release completes;
 //   - rollout-apiserver killed (SIGKILL) mid-analysis resumes from status: no measurement
@@ -54,6 +55,7 @@ func TestMetricGating(t *testing.T) {
 		{"AddressOutsideTheAllowListIsRefused", gatingAddressRefused},
 		{"HealthyReleasePassesEveryGatedStep", gatingHealthy},
 		{"UnhealthyReleaseAbortsAtTheFirstGatedStep", gatingUnhealthy},
+		{"UnhealthyRoutedReleaseMovesTrafficBackFirst", gatingRoutedUnhealthy},
 		{"PrometheusDownPausesUntilResumed", gatingPrometheusDown},
 		{"ServerKilledMidAnalysisKeepsItsMeasurements", gatingServerKilled},
 	}
@@ -123,6 +125,19 @@ func startGatingEnvironment(t *testing.T) *gatingEnv {
 // newScenario is a release scenario on the gating server whose Deployment "web" of
 // replicas pods the exporter counts, its image errRate[image] of requests failing.
 func (g *gatingEnv) newScenario(t *testing.T, replicas int32, errRate map[string]float64) *scenario {
+	s := g.countedScenario(t, errRate)
+	s.givenDeployment("web", replicas)
+	return s
+}
+
+// newRoutedScenario is a gateway scenario (Deployment "web" of 4 behind Service "web" and
+// HTTPRoute "web") on the gating server, counted by the exporter like newScenario's.
+func (g *gatingEnv) newRoutedScenario(t *testing.T, errRate map[string]float64, steps []v1beta1.CanaryStep, opts ...rolloutOption) *gatewayScenario {
+	return newGatewayScenarioOf(g.countedScenario(t, errRate), steps, true, opts...)
+}
+
+// countedScenario is a scenario on the gating server whose workload "web" the exporter counts.
+func (g *gatingEnv) countedScenario(t *testing.T, errRate map[string]float64) *scenario {
 	s := newScenarioOn(t, g.rel)
 	// The Rollout's finalizer needs this server: delete it while the server runs.
 	robCleanupRollouts(t, g.rel.ro, s.ns)
@@ -130,7 +145,6 @@ func (g *gatingEnv) newScenario(t *testing.T, replicas int32, errRate map[string
 	for image, rate := range errRate {
 		g.exporter.SetErrorRate(s.ns, image, rate)
 	}
-	s.givenDeployment("web", replicas)
 	return s
 }
 
@@ -301,6 +315,26 @@ func gatingUnhealthy(t *testing.T, g *gatingEnv) {
 	m.expectCounted("rollout_controller_releases_aborted_total", map[string]string{"reason": v1beta1.AbortReasonMetricCheck}, 1)
 	m.expectCountedAtLeast("rollout_controller_analysis_measurements_total", map[string]string{"phase": "Failed"}, 2)
 	m.expectCounted("rollout_controller_metric_rollback_duration_seconds", nil, 1)
+}
+
+// gatingRoutedUnhealthy: the same failing canary, behind a Gateway API HTTPRoute that sends
+// it 25% of the traffic: the failed check moves the route back to the stable Service before
+// the canary pod goes, and leaves the route and Services as they were before the release.
+func gatingRoutedUnhealthy(t *testing.T, g *gatingEnv) {
+	s := g.newRoutedScenario(t, map[string]float64{"app:v2": 0.5},
+		[]v1beta1.CanaryStep{trafficStep("1", "25%"), trafficStep("100%", "100%")}, withChecks(g.errorRateCheck(3, 1)))
+	routeFirst := s.watchRouteBeforePods(1)
+	s.updateImage("app:v2")
+	s.waitForStep(1, v1beta1.CanaryStepStateMetricsAnalysis)
+	s.expectRouted("step 1: 25% to web-canary while the check runs", weightedRule(75, 25))
+
+	ro := s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)
+	if a := ro.Status.Abort; a == nil || a.Reason != v1beta1.AbortReasonMetricCheck || !strings.Contains(a.Message, gatingCheck) {
+		t.Errorf("status.abort = %+v; want reason %s naming %s", a, v1beta1.AbortReasonMetricCheck, gatingCheck)
+	}
+	s.expectPods(pods{"app:v1": 4})
+	routeFirst()
+	s.expectRestored("after the failed check: route and Services as before, canary Service gone")
 }
 
 // gatingPrometheusDown: Prometheus stops after the check's first measurement; two

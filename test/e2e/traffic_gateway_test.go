@@ -60,7 +60,14 @@ type gatewayScenario struct {
 }
 
 func newGatewayScenario(t *testing.T, steps []v1beta1.CanaryStep, createRoute bool) *gatewayScenario {
-	s := &gatewayScenario{scenario: newScenario(t)}
+	return newGatewayScenarioOf(newScenario(t), steps, createRoute)
+}
+
+// newGatewayScenarioOf sets up the Deployment, Service, HTTPRoute and Rollout (with opts)
+// of a gateway scenario in sc's namespace.
+func newGatewayScenarioOf(sc *scenario, steps []v1beta1.CanaryStep, createRoute bool, opts ...rolloutOption) *gatewayScenario {
+	t := sc.t
+	s := &gatewayScenario{scenario: sc}
 	gw, err := gwclient.NewForConfig(s.env.c.Config)
 	if err != nil {
 		t.Fatalf("Gateway API client: %v", err)
@@ -97,11 +104,11 @@ func newGatewayScenario(t *testing.T, steps []v1beta1.CanaryStep, createRoute bo
 		}
 		s.originalRoute = hr
 	}
-	s.givenRollout(steps, func(ro *v1beta1.Rollout) {
+	s.givenRollout(steps, append(opts, func(ro *v1beta1.Rollout) {
 		ro.Spec.Strategy.Canary.TrafficRoutings = []v1beta1.TrafficRoutingRef{{
 			Service: "web", GracePeriodSeconds: 1, Gateway: &v1beta1.GatewayTrafficRouting{HTTPRouteName: ptr.To("web")},
 		}}
-	})
+	})...)
 	return s
 }
 
