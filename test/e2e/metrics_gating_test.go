@@ -14,10 +14,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
@@ -205,12 +207,18 @@ func gatingAddressRefused(t *testing.T, g *gatingEnv) {
 
 	// The same Rollout with the allowed address is stored; moving it elsewhere is refused.
 	ro.Spec.Strategy.Canary.Steps[0] = gated(step("50%"), g.errorRateCheck(2, 1))
-	created, err := rollouts.Create(ctx, ro, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := rollouts.Create(ctx, ro, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create with the allowed address %s: %v", g.prom.URL, err)
 	}
-	created.Spec.Strategy.Canary.Steps[0].Analysis.Metrics[0].Provider.Prometheus.Address = "http://prometheus.elsewhere.example:9090"
-	_, err = rollouts.Update(ctx, created, metav1.UpdateOptions{})
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error { // the controller adds its finalizer meanwhile
+		cur, err := rollouts.Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.Strategy.Canary.Steps[0].Analysis.Metrics[0].Provider.Prometheus.Address = "http://prometheus.elsewhere.example:9090"
+		_, err = rollouts.Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
 	expectAddressRefused(t, err, "spec.strategy.canary.steps[0].analysis.metrics[0].provider.prometheus.address", "http://prometheus.elsewhere.example:9090")
 	if err := rollouts.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Errorf("delete: %v", err)
@@ -262,7 +270,6 @@ func gatingHealthy(t *testing.T, g *gatingEnv) {
 	expectCheckIn(t, ro, 2, v1beta1.MetricCheckSuccessful, 2, 0)
 	expectCheckIn(t, ro, 3, v1beta1.MetricCheckSuccessful, 2, 0)
 
-	m.stop()
 	m.expectPhasesAndSteps("Progressing/1", "Progressing/2", "Progressing/3", "Healthy/0")
 	m.expectCounted("rollout_controller_releases_started_total", nil, 1)
 	m.expectCounted("rollout_controller_releases_succeeded_total", nil, 1)
@@ -309,7 +316,6 @@ func gatingUnhealthy(t *testing.T, g *gatingEnv) {
 
 	s.expectPods(pods{"app:v1": 4})
 
-	m.stop()
 	m.expectPhasesAndSteps("Progressing/1", "Aborted/0")
 	m.expectCounted("rollout_controller_releases_started_total", nil, 1)
 	m.expectCounted("rollout_controller_releases_aborted_total", map[string]string{"reason": v1beta1.AbortReasonMetricCheck}, 1)
@@ -319,11 +325,13 @@ func gatingUnhealthy(t *testing.T, g *gatingEnv) {
 
 // gatingRoutedUnhealthy: the same failing canary, behind a Gateway API HTTPRoute that sends
 // it 25% of the traffic: the failed check moves the route back to the stable Service before
-// the canary pod goes, and leaves the route and Services as they were before the release.
+// the canary pod goes, the stable Service keeps selecting the stable revision only until the
+// canary pod is gone, and the route and Services end as they were before the release.
 func gatingRoutedUnhealthy(t *testing.T, g *gatingEnv) {
 	s := g.newRoutedScenario(t, map[string]float64{"app:v2": 0.5},
 		[]v1beta1.CanaryStep{trafficStep("1", "25%"), trafficStep("100%", "100%")}, withChecks(g.errorRateCheck(3, 1)))
 	routeFirst := s.watchRouteBeforePods(1)
+	pinned := s.watchStableServicePinnedWhileCanaryPods()
 	s.updateImage("app:v2")
 	s.waitForStep(1, v1beta1.CanaryStepStateMetricsAnalysis)
 	s.expectRouted("step 1: 25% to web-canary while the check runs", weightedRule(75, 25))
@@ -334,7 +342,38 @@ func gatingRoutedUnhealthy(t *testing.T, g *gatingEnv) {
 	}
 	s.expectPods(pods{"app:v1": 4})
 	routeFirst()
+	pinned()
 	s.expectRestored("after the failed check: route and Services as before, canary Service gone")
+}
+
+// watchStableServicePinnedWhileCanaryPods checks, until stopped, that once the abort is
+// recorded and the route is back to its original (everything to the stable Service) while
+// pods of the failing revision are still alive, the stable Service still selects the stable
+// revision only: otherwise the traffic taken off the canary would reach its pods through the
+// stable Service.
+func (s *gatewayScenario) watchStableServicePinnedWhileCanaryPods() func() {
+	return s.checkUntilStopped(50*time.Millisecond, func() bool {
+		ctx, cancel := s.ctx()
+		defer cancel()
+		live, _, desc, err := s.podDistribution(ctx, nil)
+		if err != nil || live["app:v2"] == 0 {
+			return true
+		}
+		r, err := s.observe(ctx)
+		if err != nil || !apiequality.Semantic.DeepEqual(r.route.Spec, s.originalRoute.Spec) {
+			return true
+		}
+		ro, err := s.getRollout(ctx)
+		if err != nil || ro.Status.CanaryStatus == nil || ro.Status.Abort == nil {
+			return true // before the abort, the route is original until the step routes
+		}
+		if r.stable.Spec.Selector["pod-template-hash"] != ro.Status.CanaryStatus.StableRevision {
+			s.t.Errorf("pods of the failing revision are alive (%s) and the route sends everything to the stable Service, whose selector %v no longer pins the stable revision %s",
+				desc, r.stable.Spec.Selector, ro.Status.CanaryStatus.StableRevision)
+			return false
+		}
+		return true
+	})
 }
 
 // gatingPrometheusDown: Prometheus stops after the check's first measurement; two
@@ -630,7 +669,7 @@ func (m *serverMetrics) loop() {
 	}
 }
 
-// stop ends the scraping after one more scrape (idempotent).
+// stop ends the scraping (idempotent); the scenario's cleanup calls it.
 func (m *serverMetrics) stop() {
 	select {
 	case <-m.stopCh:
@@ -676,21 +715,29 @@ func (m *serverMetrics) phaseStep(fams map[string]*dto.MetricFamily) string {
 	return fmt.Sprintf("%s/%d", phase, int(step))
 }
 
+// metricsWait bounds how long the expectations wait for /metrics to catch up: the
+// controller updates its metrics just after the status write the test may already see.
+const metricsWait = 10 * time.Second
+
 // expectPhasesAndSteps checks that the gauges showed want in this order (other values may
 // come between them, and a value that lasted less than a scrape may be missed only if it is
 // not in want).
 func (m *serverMetrics) expectPhasesAndSteps(want ...string) {
 	m.s.t.Helper()
-	m.mu.Lock()
-	seen, errs := slices.Clone(m.seen), slices.Clone(m.errs)
-	m.mu.Unlock()
-	i := 0
-	for _, ps := range seen {
-		if i < len(want) && ps == want[i] {
-			i++
+	var seen, errs []string
+	ok := m.within(func() bool {
+		m.mu.Lock()
+		seen, errs = slices.Clone(m.seen), slices.Clone(m.errs)
+		m.mu.Unlock()
+		i := 0
+		for _, ps := range seen {
+			if i < len(want) && ps == want[i] {
+				i++
+			}
 		}
-	}
-	if i < len(want) {
+		return i == len(want)
+	})
+	if !ok {
 		m.s.t.Errorf("/metrics: rollout_controller_rollout_phase and _step of %s/%s went %v; want %v in this order (scrape errors: %v)", m.s.ns, m.s.name, seen, want, errs)
 		return
 	}
@@ -698,10 +745,11 @@ func (m *serverMetrics) expectPhasesAndSteps(want ...string) {
 }
 
 // expectCounted checks that the counter (or histogram's count) name with labels grew by
-// exactly n during the scenario.
+// exactly n during the scenario, and not more a moment later.
 func (m *serverMetrics) expectCounted(name string, labels map[string]string, n float64) {
 	m.s.t.Helper()
-	if got := m.delta(name, labels); got != n {
+	var got float64
+	if !m.within(func() bool { got = m.delta(name, labels); return got >= n }) || got != n {
 		m.s.t.Errorf("/metrics: %s%v grew by %v during the scenario; want %v", name, labels, got, n)
 		return
 	}
@@ -711,12 +759,24 @@ func (m *serverMetrics) expectCounted(name string, labels map[string]string, n f
 // expectCountedAtLeast checks that the counter name with labels grew by n or more.
 func (m *serverMetrics) expectCountedAtLeast(name string, labels map[string]string, n float64) {
 	m.s.t.Helper()
-	got := m.delta(name, labels)
-	if got < n {
+	var got float64
+	if !m.within(func() bool { got = m.delta(name, labels); return got >= n }) {
 		m.s.t.Errorf("/metrics: %s%v grew by %v during the scenario; want at least %v", name, labels, got, n)
 		return
 	}
 	m.s.logf("/metrics: %s%v +%v", name, labels, got)
+}
+
+// within polls cond (over what the background scrapes collect) for up to metricsWait.
+func (m *serverMetrics) within(cond func() bool) bool {
+	deadline := time.Now().Add(metricsWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
 }
 
 func (m *serverMetrics) delta(name string, labels map[string]string) float64 {

@@ -42,9 +42,12 @@ const (
 // A successful release first brings every pod to the new revision, then
 // points stable traffic at it and removes the canary routes, and only then
 // gives the workload its own strategy back. Every other ending moves traffic
-// back to stable first; an abort then also rolls the workload back to the
-// stable revision before handing it back. Disabling and deleting hand the
-// workload back as it is, to finish on its own strategy.
+// back to stable first. An abort then rolls the workload back to the stable
+// revision while the stable Service is still pinned to it, and only then gives
+// the Service its original selector back: unpinned earlier, the Service would
+// send the traffic just taken off a failing canary straight back to its pods
+// until they are gone. Disabling and deleting hand the workload back as it is,
+// to finish on its own strategy.
 func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
 	switch kind {
 	case finaliseSuccess:
@@ -61,9 +64,9 @@ func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
 	case finaliseAbort:
 		return []v1beta1.FinalisingStepType{
 			v1beta1.FinalisingStepRouteTrafficToStable,
-			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepRemoveCanaryService,
 			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepReleaseWorkloadControl,
 		}
 	case finaliseAbortHold:
@@ -71,9 +74,9 @@ func stagesOf(kind finaliseKind) []v1beta1.FinalisingStepType {
 		// stable revision while the template says the aborted one.
 		return []v1beta1.FinalisingStepType{
 			v1beta1.FinalisingStepRouteTrafficToStable,
-			v1beta1.FinalisingStepRestoreStableService,
 			v1beta1.FinalisingStepRemoveCanaryService,
 			v1beta1.FinalisingStepResumeWorkload,
+			v1beta1.FinalisingStepRestoreStableService,
 		}
 	default:
 		return []v1beta1.FinalisingStepType{

@@ -25,11 +25,17 @@ import (
 const ExporterMetric = "e2e_http_requests_total"
 
 // ExporterErrorRatioQuery is the PromQL of a metric check on the Exporter: the share of the
-// canary revision's requests that failed, over the last two scrapes (irate), so a change
-// of the error rate shows in the first scrape after it. It uses the query variables of
-// docs/api.md, so the controller fills in the Rollout and revision.
-const ExporterErrorRatioQuery = `sum(irate(` + ExporterMetric + `{namespace={{namespace}},rollout={{rollout}},revision={{canaryRevision}},code="500"}[1m]))` +
-	` / sum(irate(` + ExporterMetric + `{namespace={{namespace}},rollout={{rollout}},revision={{canaryRevision}}}[1m]))`
+// canary revision's requests that failed over the last two scrapes (irate), so a change of
+// the error rate shows in the first scrape after it; or, for a revision scraped only once so
+// far (irate needs two samples), the share since its pods started. It uses the query
+// variables of docs/api.md, so the controller fills in the Rollout and revision.
+const ExporterErrorRatioQuery = `sum(irate(` + exporterFailed + `[1m])) / sum(irate(` + exporterAll + `[1m]))` +
+	` or sum(` + exporterFailed + `) / sum(` + exporterAll + `)`
+
+const (
+	exporterAll    = ExporterMetric + `{namespace={{namespace}},rollout={{rollout}},revision={{canaryRevision}}}`
+	exporterFailed = ExporterMetric + `{namespace={{namespace}},rollout={{rollout}},revision={{canaryRevision}},code="500"}`
+)
 
 // Exporter is an HTTP server in the test process, on a free loopback port, that exposes
 // ExporterMetric (client_golang) for Prometheus to scrape. At every scrape it lists the
@@ -146,14 +152,16 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	pods := e.listPods()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.advanceLocked(time.Now())
-	for k, s := range e.series {
-		s.pods = pods[k] // nil: no pods left; the counters stay as they are
-	}
+	// A revision seen for the first time is counted since the last look too: its pods
+	// started in between, and its first sample then already says how they fare.
 	for k, counts := range pods {
 		if _, ok := e.series[k]; !ok {
 			e.series[k] = &served{pods: counts}
 		}
+	}
+	e.advanceLocked(time.Now())
+	for k, s := range e.series {
+		s.pods = pods[k] // nil: no pods left; the counters stay as they are
 	}
 	for k, s := range e.series {
 		ch <- prometheus.MustNewConstMetric(e.desc, prometheus.CounterValue, s.ok, k.namespace, k.rollout, k.revision, "200")

@@ -2,22 +2,25 @@
 // stable revision, on a real local control plane (test/e2e/framework) with a real
 // Prometheus (bin/prometheus) scraping the framework's exporter every scrape interval.
 //
-// One Deployment of 4 pods; its Rollout's step 1 moves 2 pods to the new revision and gates
-// the step on the canary's error ratio (framework.ExporterErrorRatioQuery, max 0.05,
-// failureLimit 0, a count that never runs out), measured every check interval. Each run:
+// One Deployment of 4 pods behind a Service and a Gateway API HTTPRoute (-route=false: no
+// traffic routing); its Rollout's step 1 moves 2 pods to the new revision, sends them 50% of
+// the traffic and gates the step on the canary's error ratio
+// (framework.ExporterErrorRatioQuery, max 0.05, failureLimit 0, a count that never runs
+// out), measured every check interval. Each run:
 //
 //  1. a new image is released; once the check has passed its first measurement, the bench
 //     waits a random part of one check interval, so the failure lands anywhere in it;
 //  2. t0: the exporter starts failing every request of the new revision;
 //  3. detected: status.abort is recorded (MetricCheckFailed), seen by a watch;
-//  4. stable: every live pod runs the stable revision again, all ready, 4 of them, seen by
-//     a watch of the pods (the Rollout has no traffic routing, so pods are the whole rollback).
+//  4. route: the HTTPRoute is back to what it was before the release (polled every 20ms);
+//  5. stable: the route is back and every live pod runs the stable revision again, all
+//     ready, 4 of them, seen by a watch of the pods.
 //
-// It prints a Markdown table of p50/p99 of t0 → detected and t0 → stable over the runs, with
+// It prints a Markdown table of p50/p99 of t0 → detected, route and stable over the runs, with
 // the check and scrape intervals and the goal (one check interval + one scrape interval +
 // 1 s), and the load average: the machine is shared.
 //
-//	go run ./test/e2e/bench/rollback [-runs 10] [-interval 2s] [-scrape 1s]
+//	go run ./test/e2e/bench/rollback [-runs 10] [-interval 2s] [-scrape 1s] [-route=false]
 //
 // E2E_RUN_DIR=_output/x reuses (or starts and keeps) a control plane, as for the e2e tests.
 package main
@@ -29,6 +32,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +40,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -47,6 +52,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
@@ -63,6 +70,7 @@ type options struct {
 	runs             int
 	interval, scrape time.Duration
 	timeout          time.Duration
+	route            bool
 }
 
 func main() {
@@ -71,6 +79,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 2*time.Second, "the metric check's interval")
 	flag.DurationVar(&o.scrape, "scrape", time.Second, "Prometheus' scrape interval")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "overall limit")
+	flag.BoolVar(&o.route, "route", true, "route the canary through a Gateway API HTTPRoute (50% at step 1, gracePeriodSeconds 1)")
 	flag.Parse()
 	if o.runs < 1 || o.interval <= 0 || o.scrape <= 0 {
 		fmt.Fprintln(os.Stderr, "bench-rollback: -runs, -interval and -scrape must be positive")
@@ -91,12 +100,15 @@ type bench struct {
 	o        options
 	kube     kubernetes.Interface
 	ro       versioned.Interface
+	gw       gwclient.Interface
+	route    *gwv1.HTTPRoute // as created, CRD defaults included; nil without -route
 	exporter *framework.Exporter
 	prom     *framework.Prometheus
 	ns       string
 	w        *watcher
 	detect   []time.Duration // t0 → status.abort recorded
-	stable   []time.Duration // t0 → every pod back on the stable revision
+	routed   []time.Duration // t0 → the HTTPRoute as before the release
+	stable   []time.Duration // t0 → route back and every pod on the stable revision
 	rollback []time.Duration // status.abort recorded → every pod back on the stable revision
 }
 
@@ -141,6 +153,9 @@ func run(o options) (err error) {
 
 	b := &bench{o: o, exporter: exporter, prom: prom, kube: c.Client, ns: "bench-rollback-" + utilrand.String(5)}
 	if b.ro, err = versioned.NewForConfig(c.Config); err != nil {
+		return err
+	}
+	if b.gw, err = gwclient.NewForConfig(c.Config); err != nil {
 		return err
 	}
 	if err := b.setUp(ctx); err != nil {
@@ -197,12 +212,21 @@ func (b *bench) setUp(ctx context.Context) error {
 		return err
 	}
 	one, twoPods := intstr.FromString("50%"), intstr.FromString("100%")
+	var routings []v1beta1.TrafficRoutingRef
+	var traffic, all *string
+	if b.o.route {
+		if err := b.createRoute(ctx); err != nil {
+			return err
+		}
+		routings = []v1beta1.TrafficRoutingRef{{Service: name, GracePeriodSeconds: 1, Gateway: &v1beta1.GatewayTrafficRouting{HTTPRouteName: ptr.To(name)}}}
+		traffic, all = ptr.To("50%"), ptr.To("100%")
+	}
 	ro := &v1beta1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns},
 		Spec: v1beta1.RolloutSpec{
 			WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: v1beta1.KindDeployment, Name: name},
-			Strategy: v1beta1.RolloutStrategy{Canary: &v1beta1.CanaryStrategy{Steps: []v1beta1.CanaryStep{
-				{Replicas: &one, Analysis: &v1beta1.RolloutAnalysis{Metrics: []v1beta1.MetricCheck{{
+			Strategy: v1beta1.RolloutStrategy{Canary: &v1beta1.CanaryStrategy{TrafficRoutings: routings, Steps: []v1beta1.CanaryStep{
+				{Replicas: &one, TrafficRoutingStrategy: v1beta1.TrafficRoutingStrategy{Traffic: traffic}, Analysis: &v1beta1.RolloutAnalysis{Metrics: []v1beta1.MetricCheck{{
 					Name:     check,
 					Interval: metav1.Duration{Duration: b.o.interval},
 					Count:    1 << 20, // never runs out: the check measures until the failure
@@ -214,7 +238,7 @@ func (b *bench) setUp(ctx context.Context) error {
 					}},
 					ThresholdRange: &v1beta1.ThresholdRange{Max: ptr.To(resource.MustParse("0.05"))},
 				}}}},
-				{Replicas: &twoPods},
+				{Replicas: &twoPods, TrafficRoutingStrategy: v1beta1.TrafficRoutingStrategy{Traffic: all}},
 			}}},
 		},
 	}
@@ -232,6 +256,42 @@ func (b *bench) setUp(ctx context.Context) error {
 		}
 		return ro.Status.Phase == v1beta1.RolloutPhaseHealthy && d.Labels[v1beta1.WorkloadControlLabel] == "true", nil
 	})
+}
+
+// createRoute creates Service web and HTTPRoute web (every request to the Service) and
+// keeps the route as stored, to compare with after each rollback.
+func (b *bench) createRoute(ctx context.Context) error {
+	_, err := b.kube.CoreV1().Services(b.ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create Service: %w", err)
+	}
+	b.route, err = b.gw.GatewayV1().HTTPRoutes(b.ns).Create(ctx, &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "public"}}},
+			Rules: []gwv1.HTTPRouteRule{{
+				BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{
+					Name: name, Port: ptr.To(gwv1.PortNumber(80)),
+				}}}},
+			}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create HTTPRoute (are the Gateway API CRDs installed? hack/local-up.sh does): %w", err)
+	}
+	return nil
+}
+
+// routeRestored reports whether the HTTPRoute is as it was before the release.
+func (b *bench) routeRestored(ctx context.Context) bool {
+	hr, err := b.gw.GatewayV1().HTTPRoutes(b.ns).Get(ctx, name, metav1.GetOptions{})
+	return err == nil && apiequality.Semantic.DeepEqual(hr.Spec, b.route.Spec)
 }
 
 // release releases image app:v<n+1>, fails it after its first good measurement and times
@@ -275,18 +335,31 @@ func (b *bench) release(ctx context.Context, n int) error {
 	b.w.reset(revision)
 	t0 := time.Now()
 	b.exporter.SetErrorRate(b.ns, image, 1)
-	var detected, stable time.Time
-	if err := poll(ctx, "the rollback of "+image, func(context.Context) (bool, error) {
-		detected, stable = b.w.times()
-		return !detected.IsZero() && !stable.IsZero(), nil
+	var detected, podsBack, routed time.Time
+	if b.route == nil {
+		routed = t0 // nothing to route back
+	}
+	if err := poll(ctx, "the rollback of "+image, func(ctx context.Context) (bool, error) {
+		detected, podsBack = b.w.times()
+		if routed.IsZero() && !detected.IsZero() && b.routeRestored(ctx) {
+			routed = time.Now()
+		}
+		return !detected.IsZero() && !podsBack.IsZero() && !routed.IsZero(), nil
 	}); err != nil {
 		return err
+	}
+	stable := podsBack
+	if routed.After(stable) {
+		stable = routed
 	}
 	b.detect = append(b.detect, detected.Sub(t0))
 	b.stable = append(b.stable, stable.Sub(t0))
 	b.rollback = append(b.rollback, stable.Sub(detected))
-	logf("run %d (%s, revision %s): abort recorded after %s, every pod on stable after %s",
-		n, image, revision, detected.Sub(t0).Round(time.Millisecond), stable.Sub(t0).Round(time.Millisecond))
+	if b.route != nil {
+		b.routed = append(b.routed, routed.Sub(t0))
+	}
+	logf("run %d (%s, revision %s): abort recorded after %s, route back after %s, every pod on stable after %s",
+		n, image, revision, detected.Sub(t0).Round(time.Millisecond), routed.Sub(t0).Round(time.Millisecond), podsBack.Sub(t0).Round(time.Millisecond))
 	// The next release starts from phase Aborted, the workload held on the stable revision.
 	return poll(ctx, "phase Aborted", func(ctx context.Context) (bool, error) {
 		ro, err := b.ro.RolloutV1beta1().Rollouts(b.ns).Get(ctx, name, metav1.GetOptions{})
@@ -302,18 +375,27 @@ func (b *bench) report(loadStart, loadEnd string) {
 		met = "no"
 	}
 	fmt.Printf("\n### make bench-rollback, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("%d runs; check interval %s, failureLimit 0; Prometheus scrape interval %s; Deployment of %d pods, 2 on the canary.\n\n",
-		b.o.runs, b.o.interval, b.o.scrape, replicas)
+	routing := "no traffic routing"
+	if b.route != nil {
+		routing = "a Gateway API HTTPRoute sending the canary 50%"
+	}
+	fmt.Printf("%d runs; check interval %s, failureLimit 0; Prometheus scrape interval %s; Deployment of %d pods, 2 on the canary; %s.\n\n",
+		b.o.runs, b.o.interval, b.o.scrape, replicas, routing)
 	fmt.Println("| from the exporter failing to | p50 | p99 | min | max |")
 	fmt.Println("|---|---|---|---|---|")
-	for _, r := range []struct {
+	rows := []struct {
 		what string
 		d    []time.Duration
 	}{
 		{"status.abort recorded (MetricCheckFailed)", b.detect},
-		{"every pod back on the stable revision", b.stable},
-		{"(of which: status.abort recorded → every pod on stable)", b.rollback},
-	} {
+		{"the HTTPRoute as before the release", b.routed},
+		{"back at stable: route and every pod (4, ready) on the stable revision", b.stable},
+		{"(of which: status.abort recorded → back at stable)", b.rollback},
+	}
+	if b.route == nil {
+		rows = slices.Delete(rows, 1, 2)
+	}
+	for _, r := range rows {
 		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.what, sec(percentile(r.d, 0.5)), sec(percentile(r.d, 0.99)), sec(percentile(r.d, 0)), sec(percentile(r.d, 1)))
 	}
 	fmt.Println("\np50 and p99 are nearest-rank percentiles: with fewer than 100 runs, p99 is the slowest run.")
