@@ -53,6 +53,10 @@ bench-api: tools build ## Our API vs the Kruise Rollout CRD through one kube-api
 bench-controller: tools build ## N Deployments released through Rollouts vs rolling on their own; promote latency, CPU, RSS.
 	go run ./test/e2e/bench/controller $(BENCH_CONTROLLER_FLAGS)
 
+.PHONY: bench-rollback
+bench-rollback: tools build ## Failing metric check → workload back at stable, with a real Prometheus: p50/p99 over 10+ runs.
+	go run ./test/e2e/bench/rollback $(BENCH_ROLLBACK_FLAGS)
+
 .PHONY: generate
 generate: ## Regenerate clients, deepcopy, conversion, defaults and OpenAPI.
 	hack/update-codegen.sh

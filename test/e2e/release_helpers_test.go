@@ -149,7 +149,12 @@ type scenario struct {
 
 // newScenario gives the scenario its namespace and the shared server.
 func newScenario(t *testing.T) *scenario {
-	env := releaseEnvironment(t)
+	return newScenarioOn(t, releaseEnvironment(t))
+}
+
+// newScenarioOn gives the scenario its namespace on env, a server some test started
+// with flags of its own (the metric-gating tests).
+func newScenarioOn(t *testing.T, env *releaseEnv) *scenario {
 	s := &scenario{t: t, env: env, ns: env.c.NewNamespace(t), start: time.Now()}
 	t.Logf("namespace %s", s.ns)
 	t.Cleanup(func() { t.Logf("scenario took %s", time.Since(s.start).Round(100*time.Millisecond)) })

@@ -61,7 +61,14 @@ type gatewayScenario struct {
 }
 
 func newGatewayScenario(t *testing.T, steps []v1beta1.CanaryStep, createRoute bool, opts ...rolloutOption) *gatewayScenario {
-	s := &gatewayScenario{scenario: newScenario(t)}
+	return newGatewayScenarioOf(newScenario(t), steps, createRoute, opts...)
+}
+
+// newGatewayScenarioOf sets up the Deployment, Service, HTTPRoute and Rollout (with opts,
+// applied after the traffic routing is set) of a gateway scenario in sc's namespace.
+func newGatewayScenarioOf(sc *scenario, steps []v1beta1.CanaryStep, createRoute bool, opts ...rolloutOption) *gatewayScenario {
+	t := sc.t
+	s := &gatewayScenario{scenario: sc}
 	gw, err := gwclient.NewForConfig(s.env.c.Config)
 	if err != nil {
 		t.Fatalf("Gateway API client: %v", err)

@@ -89,12 +89,17 @@ func Register() {
 type Recorder struct {
 	mu     sync.Mutex
 	phases map[string]string // namespace/name → phase last exported
+	// abortedAt is when this process recorded each Rollout's metric abort, to
+	// the nanosecond: status keeps whole seconds, which would add up to a
+	// second to the rollback duration. After a restart (or a new leader),
+	// status.abort.time is all there is.
+	abortedAt map[string]time.Time
 }
 
 // NewRecorder registers the metrics and returns a Recorder.
 func NewRecorder() *Recorder {
 	Register()
-	return &Recorder{phases: map[string]string{}}
+	return &Recorder{phases: map[string]string{}, abortedAt: map[string]time.Time{}}
 }
 
 // Measured counts one measurement; it implements analysis.Recorder.
@@ -119,14 +124,34 @@ func (r *Recorder) StatusWritten(ro *v1beta1.Rollout, old, cur *v1beta1.RolloutS
 	if becameTrue(old, cur, v1beta1.RolloutConditionSucceeded) {
 		releasesSucceeded.Inc()
 	}
+	key := ro.Namespace + "/" + ro.Name
 	if a := cur.Abort; a != nil && (old.Abort == nil || !old.Abort.Time.Equal(&a.Time) || old.Abort.Revision != a.Revision) {
 		releasesAborted.WithLabelValues(abortReason(a.Reason)).Inc()
+		if a.Reason == v1beta1.AbortReasonMetricCheck {
+			// The pass that recorded the abort still holds its exact time.
+			r.mu.Lock()
+			r.abortedAt[key] = a.Time.Time
+			r.mu.Unlock()
+		}
 	}
 	if a := cur.Abort; a != nil && a.Reason == v1beta1.AbortReasonMetricCheck &&
 		reason(cur, v1beta1.RolloutConditionProgressing) == v1beta1.ProgressingReasonAborted &&
 		reason(old, v1beta1.RolloutConditionProgressing) != v1beta1.ProgressingReasonAborted {
-		rollbackDuration.Observe(now.Sub(a.Time.Time).Seconds())
+		rollbackDuration.Observe(now.Sub(r.abortTime(key, a)).Seconds())
 	}
+}
+
+// abortTime is when the metric abort a was recorded: this process's exact
+// time if it recorded it, else status.abort.time (whole seconds).
+func (r *Recorder) abortTime(key string, a *v1beta1.RolloutAbortStatus) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.abortedAt[key]
+	delete(r.abortedAt, key)
+	if ok && at.Truncate(time.Second).Equal(a.Time.Time.Truncate(time.Second)) {
+		return at
+	}
+	return a.Time.Time
 }
 
 // Forget drops the per-Rollout gauges of a Rollout that is gone.
@@ -138,6 +163,7 @@ func (r *Recorder) Forget(namespace, name string) {
 		rolloutPhase.Delete(map[string]string{"namespace": namespace, "name": name, "phase": phase})
 		delete(r.phases, key)
 	}
+	delete(r.abortedAt, key)
 	rolloutStep.Delete(map[string]string{"namespace": namespace, "name": name})
 }
 

@@ -37,7 +37,7 @@ func TestRecorderFollowsAReleaseThroughItsStatusWrites(t *testing.T) {
 		return testutil.GetCounterMetricValue(releasesAborted.WithLabelValues(v1beta1.AbortReasonMetricCheck))
 	}}
 	startedBefore, abortedBefore := value(t, started), value(t, aborted)
-	rollbacksBefore, err := histogramCount("rollout_controller_metric_rollback_duration_seconds")
+	rollbacksBefore, rollbacksSumBefore, err := histogram("rollout_controller_metric_rollback_duration_seconds")
 	require.NoError(t, err)
 
 	healthy := &v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseHealthy}
@@ -50,20 +50,26 @@ func TestRecorderFollowsAReleaseThroughItsStatusWrites(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2.0, step)
 
+	// The pass that records the abort writes its exact time; status keeps
+	// whole seconds, so later passes read the time truncated.
+	abortedAt := t0.Add(1300 * time.Millisecond)
 	aborting := progressing.DeepCopy()
-	aborting.Abort = &v1beta1.RolloutAbortStatus{Reason: v1beta1.AbortReasonMetricCheck, Time: metav1.NewTime(t0.Add(time.Second))}
+	aborting.Abort = &v1beta1.RolloutAbortStatus{Reason: v1beta1.AbortReasonMetricCheck, Time: metav1.NewTime(abortedAt)}
 	aborting.Conditions = []v1beta1.RolloutCondition{{Type: v1beta1.RolloutConditionProgressing, Status: corev1.ConditionTrue, Reason: v1beta1.ProgressingReasonCancelling}}
-	r.StatusWritten(ro, progressing, aborting, t0.Add(time.Second))
-	r.StatusWritten(ro, aborting, aborting, t0.Add(time.Second)) // a later write that keeps the abort
+	r.StatusWritten(ro, progressing, aborting, abortedAt)
+	stored := aborting.DeepCopy()
+	stored.Abort.Time = metav1.NewTime(abortedAt.Truncate(time.Second))
+	r.StatusWritten(ro, stored, stored, t0.Add(2*time.Second)) // a later write that keeps the abort
 	assert.Equal(t, abortedBefore+1, value(t, aborted), "one abort counts once")
 
-	back := aborting.DeepCopy()
+	back := stored.DeepCopy()
 	back.Phase = v1beta1.RolloutPhaseHealthy
 	back.Conditions[0] = v1beta1.RolloutCondition{Type: v1beta1.RolloutConditionProgressing, Status: corev1.ConditionFalse, Reason: v1beta1.ProgressingReasonAborted}
-	r.StatusWritten(ro, aborting, back, t0.Add(4*time.Second))
-	rollbacks, err := histogramCount("rollout_controller_metric_rollback_duration_seconds")
+	r.StatusWritten(ro, stored, back, t0.Add(4*time.Second))
+	rollbacks, sum, err := histogram("rollout_controller_metric_rollback_duration_seconds")
 	require.NoError(t, err)
 	assert.Equal(t, rollbacksBefore+1, rollbacks)
+	assert.InDelta(t, rollbacksSumBefore+2.7, sum, 1e-9, "from the exact abort time, not status's whole second")
 
 	// The phase gauge keeps one series per Rollout, and none once it is gone.
 	err = testutil.GatherAndCompare(legacyregistry.DefaultGatherer, stringsReader(`
@@ -90,14 +96,21 @@ func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
 // histogramCount gathers a histogram's sample count the way a scrape sees it.
 func histogramCount(name string) (uint64, error) {
+	count, _, err := histogram(name)
+	return count, err
+}
+
+// histogram gathers a histogram's sample count and sum the way a scrape sees them.
+func histogram(name string) (uint64, float64, error) {
 	families, err := legacyregistry.DefaultGatherer.Gather()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, f := range families {
 		if f.GetName() == name && len(f.GetMetric()) > 0 {
-			return f.GetMetric()[0].GetHistogram().GetSampleCount(), nil
+			h := f.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum(), nil
 		}
 	}
-	return 0, nil
+	return 0, 0, nil
 }

@@ -118,7 +118,9 @@ type AnalysisOutcome struct {
 type Observer interface {
 	// ReconcileDone reports how long one reconcile took.
 	ReconcileDone(d time.Duration)
-	// StatusWritten reports a status written over old at time now.
+	// StatusWritten reports a status written over old at time now. cur is the
+	// status as the pass built it, so the times the pass set are exact (the
+	// stored copy keeps whole seconds).
 	StatusWritten(ro *v1beta1.Rollout, old, cur *v1beta1.RolloutStatus, now time.Time)
 	// Forget reports a Rollout that is gone.
 	Forget(namespace, name string)

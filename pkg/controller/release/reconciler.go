@@ -425,7 +425,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout
 		r.Store.Written(updated)
 		written = updated
 		if r.Observer != nil {
-			r.Observer.StatusWritten(p.ro, &p.ro.Status, &releaseView(updated).Status, r.Clock.Now())
+			r.Observer.StatusWritten(p.ro, &p.ro.Status, p.status, r.Clock.Now())
 		}
 	}
 	for _, e := range p.events {

@@ -61,7 +61,9 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	servers []*Server
-	built   bool // BuildServer ran
+	// stoppers stop what the tests started beside the servers (Prometheus, exporters).
+	stoppers []func() error
+	built    bool // BuildServer ran
 
 	teardownOnce sync.Once
 	teardownErr  error
@@ -178,7 +180,8 @@ func (c *Cluster) healthy(ctx context.Context) error {
 	return nil
 }
 
-// Teardown stops the servers started through StartServer, then the control plane if this
+// Teardown stops the servers started through StartServer and what StartPrometheus and
+// StartExporter started, then the control plane if this
 // process started it in a temp folder, and removes that folder unless failed or E2E_KEEP=1.
 // It runs once; later calls (say, a signal arriving during the normal teardown) wait for the
 // first and return its result.
@@ -195,6 +198,15 @@ func (c *Cluster) teardown(failed bool) error {
 	c.mu.Unlock()
 	for _, s := range servers {
 		if err := s.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.mu.Lock()
+	stoppers := c.stoppers
+	c.stoppers = nil
+	c.mu.Unlock()
+	for _, stop := range stoppers {
+		if err := stop(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -297,4 +309,11 @@ func pollUntil(ctx context.Context, interval time.Duration, cond func(context.Co
 		case <-t.C:
 		}
 	}
+}
+
+// onTeardown registers stop to run at Teardown, after the servers are stopped.
+func (c *Cluster) onTeardown(stop func() error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stoppers = append(c.stoppers, stop)
 }
