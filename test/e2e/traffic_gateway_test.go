@@ -264,13 +264,7 @@ func trafficGatewayHeaderAbort(t *testing.T) {
 	// route must already be back to its original.
 	stop := s.watchRouteBeforePods(1)
 	s.abort("e2e: traffic first")
-	s.eventually(waitTimeout, "the canary pod to go", func(ctx context.Context) (bool, string) {
-		live, _, desc, err := s.podDistribution(ctx, nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		return live["app:v2"] == 0, desc
-	})
+	s.waitPodsGone("app:v2")
 	stop()
 	s.expectRestored("after abort: route and Services as before")
 	s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)

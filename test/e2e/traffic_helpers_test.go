@@ -137,3 +137,15 @@ func (s *scenario) checkUntilStopped(interval time.Duration, check func() bool) 
 	}()
 	return func() { close(done); <-finished }
 }
+
+// waitPodsGone waits until no live pod runs image.
+func (s *scenario) waitPodsGone(image string) {
+	s.t.Helper()
+	s.eventually(waitTimeout, "the pods of "+image+" to go", func(ctx context.Context) (bool, string) {
+		live, _, desc, err := s.podDistribution(ctx, nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return live[image] == 0, desc
+	})
+}

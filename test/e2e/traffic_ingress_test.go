@@ -234,13 +234,7 @@ func trafficIngressHeaderAbort(t *testing.T) {
 		return true
 	})
 	s.abort("e2e: traffic first")
-	s.eventually(waitTimeout, "the canary pods to go", func(ctx context.Context) (bool, string) {
-		live, _, desc, err := s.podDistribution(ctx, nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		return live["app:v2"] == 0, desc
-	})
+	s.waitPodsGone("app:v2")
 	stop()
 	s.expectRestored("after abort: stable Ingress and Services as before")
 	s.waitForPhase(v1beta1.RolloutPhaseAborted, v1beta1.ProgressingReasonAborted)

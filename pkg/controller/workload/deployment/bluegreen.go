@@ -31,12 +31,8 @@ func NewBlueGreen(deps *workload.Deps) *BlueGreen {
 // desired, the stable one to every replica, and any revision in between (a
 // release restarted for a newer one) to zero.
 func (r *BlueGreen) Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info, desired int32) (bool, error) {
-	d := info.Object.(*appsv1.Deployment)
-	if r.deps.Pending(ro) {
-		return false, nil
-	}
-	rss, err := ownedReplicaSets(r.deps, d)
-	if err != nil {
+	d, rss, ok, err := r.replicaSets(ro, info)
+	if !ok || err != nil {
 		return false, err
 	}
 	replicas := info.Replicas
@@ -79,12 +75,8 @@ func (r *BlueGreen) Complete(ctx context.Context, ro *v1beta1.Rollout, info *wor
 // Retire implements workload.Retirer: every ReplicaSet but the new one is
 // scaled to zero, and it is done once their pods are gone.
 func (r *BlueGreen) Retire(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) (bool, error) {
-	d := info.Object.(*appsv1.Deployment)
-	if r.deps.Pending(ro) {
-		return false, nil
-	}
-	rss, err := ownedReplicaSets(r.deps, d)
-	if err != nil {
+	d, rss, ok, err := r.replicaSets(ro, info)
+	if !ok || err != nil {
 		return false, err
 	}
 	current := currentReplicaSet(d, rss)

@@ -57,13 +57,8 @@ func (r *InPlace) Hold(ctx context.Context, ro *v1beta1.Rollout, info *workload.
 
 // Upgrade implements workload.Releaser.
 func (r *InPlace) Upgrade(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info, desired int32) (bool, error) {
-	d := info.Object.(*appsv1.Deployment)
-	if r.deps.Pending(ro) {
-		// A previous write is not in the cache yet; its event brings us back.
-		return false, nil
-	}
-	rss, err := ownedReplicaSets(r.deps, d)
-	if err != nil {
+	d, rss, ok, err := r.replicaSets(ro, info)
+	if !ok || err != nil {
 		return false, err
 	}
 	replicas := info.Replicas
@@ -144,12 +139,8 @@ func (r *InPlace) CanRevert() bool { return true }
 // creates nothing; it only scales the stable ReplicaSet to the Deployment's
 // replicas should that become the only active one, which is the goal anyway.
 func (r *InPlace) Revert(ctx context.Context, ro *v1beta1.Rollout, info *workload.Info) (bool, error) {
-	d := info.Object.(*appsv1.Deployment)
-	if r.deps.Pending(ro) {
-		return false, nil
-	}
-	rss, err := ownedReplicaSets(r.deps, d)
-	if err != nil {
+	d, rss, ok, err := r.replicaSets(ro, info)
+	if !ok || err != nil {
 		return false, err
 	}
 	stable := byRevision(rss, info.StableRevision)
@@ -181,6 +172,21 @@ func (r *InPlace) Revert(ctx context.Context, ro *v1beta1.Rollout, info *workloa
 	}
 	return len(plan) == 0 && !left && replicasOf(stable.Spec.Replicas) == replicas &&
 		stable.Status.ObservedGeneration >= stable.Generation, nil
+}
+
+// replicaSets returns the Deployment and its ReplicaSets to scale, or
+// ok=false while a previous write is not in the cache yet (its event brings
+// the Rollout back): sizes computed from an older cache could undo it.
+func (r *InPlace) replicaSets(ro *v1beta1.Rollout, info *workload.Info) (*appsv1.Deployment, []*appsv1.ReplicaSet, bool, error) {
+	d := info.Object.(*appsv1.Deployment)
+	if r.deps.Pending(ro) {
+		return d, nil, false, nil
+	}
+	rss, err := ownedReplicaSets(r.deps, d)
+	if err != nil {
+		return d, nil, false, err
+	}
+	return d, rss, true, nil
 }
 
 // Release implements workload.Releaser.
