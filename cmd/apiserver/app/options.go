@@ -25,6 +25,7 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/embeddedetcd"
 	generatedopenapi "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/openapi"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
 )
@@ -47,6 +48,8 @@ type ServerOptions struct {
 	// EtcdDataDir is where the embedded etcd keeps its data when no
 	// --etcd-servers are given.
 	EtcdDataDir string
+	// EtcdDefragInterval is how often the embedded etcd is defragmented.
+	EtcdDefragInterval time.Duration
 
 	// Controller configures the embedded release controller.
 	Controller ControllerOptions
@@ -98,7 +101,8 @@ func NewServerOptions() *ServerOptions {
 		),
 		// No default: a relative default wrote etcd's data into whatever
 		// directory the binary ran from, a git checkout included.
-		EtcdDataDir: "",
+		EtcdDataDir:        "",
+		EtcdDefragInterval: embeddedetcd.DefaultDefragInterval,
 		Metrics: MetricsOptions{
 			QueryTimeout:     10 * time.Second,
 			MaxResponseBytes: 1 << 20,
@@ -140,6 +144,8 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 		"Time to keep serving after a termination signal, while /readyz fails, so that load balancers, the aggregator and webhook callers stop sending requests here first.")
 	fs.StringVar(&o.EtcdDataDir, "etcd-data-dir", o.EtcdDataDir,
 		"Data directory of the embedded etcd; required when --etcd-servers is empty. Keep it outside any source checkout.")
+	fs.DurationVar(&o.EtcdDefragInterval, "etcd-defrag-interval", o.EtcdDefragInterval,
+		"How often the embedded etcd gives back the space that compaction freed (writes wait while it runs); 0 never. Ignored with --etcd-servers.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
@@ -197,6 +203,9 @@ func (o *ServerOptions) Validate() error {
 		etcd.StorageConfig.Transport.ServerList = saved
 	} else {
 		errs = append(errs, o.RecommendedOptions.Validate()...)
+	}
+	if o.EtcdDefragInterval < 0 {
+		errs = append(errs, fmt.Errorf("--etcd-defrag-interval must not be negative, got %s", o.EtcdDefragInterval))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay-duration must not be negative, got %s", o.ShutdownDelay))

@@ -78,7 +78,7 @@ type Instance struct {
 func Prepare(ctx context.Context, o *ServerOptions) (*Instance, error) {
 	instance := &Instance{}
 	if o.UsesEmbeddedEtcd() {
-		etcd, err := embeddedetcd.Start(ctx, o.EtcdDataDir)
+		etcd, err := embeddedetcd.Start(ctx, embeddedetcd.Config{DataDir: o.EtcdDataDir, DefragInterval: o.EtcdDefragInterval})
 		if err != nil {
 			return nil, err
 		}

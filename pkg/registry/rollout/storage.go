@@ -64,7 +64,6 @@ func (*REST) Categories() []string { return []string{"all"} }
 // the server's policy for metric check addresses.
 func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, admit admission.Interface, addresses validation.AddressPolicy) (*Storage, error) {
 	strategy := NewStrategy(scheme, addresses)
-	workloads := newWorkloadClaims()
 
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &rollout.Rollout{} },
@@ -80,10 +79,6 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 
 		TableConvertor: tableConvertor{},
 	}
-	// The claim hooks need the finished store to look up other Rollouts.
-	store.BeginCreate = workloads.beginCreate(store)
-	store.BeginUpdate = workloads.beginUpdate(store)
-
 	options := &generic.StoreOptions{
 		RESTOptions: optsGetter,
 		AttrFunc:    GetAttrs,
@@ -95,16 +90,19 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 	if err := store.CompleteWithOptions(options); err != nil {
 		return nil, fmt.Errorf("completing rollouts storage: %w", err)
 	}
+	if err := addWorkloadClaims(store, optsGetter); err != nil {
+		return nil, err
+	}
 
 	statusStore := *store
 	statusStore.UpdateStrategy = NewStatusStrategy(strategy)
 	statusStore.ResetFieldsStrategy = NewStatusStrategy(strategy)
-	statusStore.BeginCreate, statusStore.BeginUpdate = nil, nil
+	statusStore.BeginCreate, statusStore.BeginUpdate, statusStore.AfterDelete = nil, nil, nil
 
 	actionStore := *store
 	actionStore.UpdateStrategy = actionStrategy{strategy}
 	actionStore.ResetFieldsStrategy = actionStrategy{strategy}
-	actionStore.BeginCreate, actionStore.BeginUpdate = nil, nil
+	actionStore.BeginCreate, actionStore.BeginUpdate, actionStore.AfterDelete = nil, nil, nil
 
 	interfaces := admission.NewObjectInterfacesFromScheme(scheme)
 	return &Storage{
@@ -116,6 +114,33 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 		Abort:   newActionREST(&actionStore, abortAction{}, admit, interfaces),
 		Retry:   newActionREST(&actionStore, retryAction{}, admit, interfaces),
 	}, nil
+}
+
+// addWorkloadClaims gives the store the hooks that keep one Rollout per
+// workload: its claims live in the same etcd, read and written directly (not
+// through the watch cache), so every replica of the server sees each claim.
+func addWorkloadClaims(store *genericregistry.Store, optsGetter generic.RESTOptionsGetter) error {
+	opts, err := optsGetter.GetRESTOptions(rollout.Resource("rollouts"), &rollout.Rollout{})
+	if err != nil {
+		return fmt.Errorf("storage options of workload claims: %w", err)
+	}
+	claimStorage, destroy, err := generic.NewRawStorage(opts.StorageConfig,
+		func() runtime.Object { return &rollout.Rollout{} }, func() runtime.Object { return &rollout.RolloutList{} }, ClaimsResourcePrefix)
+	if err != nil {
+		return fmt.Errorf("storage of workload claims: %w", err)
+	}
+	claims := newWorkloadClaims(claimStorage, store)
+	store.BeginCreate = claims.beginCreate
+	store.BeginUpdate = claims.beginUpdate
+	store.AfterDelete = claims.afterDelete
+	destroyStore := store.DestroyFunc
+	store.DestroyFunc = func() {
+		destroy()
+		if destroyStore != nil {
+			destroyStore()
+		}
+	}
+	return nil
 }
 
 func workloadNameTrigger(obj runtime.Object) string {
