@@ -30,9 +30,9 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/webhook"
 )
 
-// etcdPathPrefix is where rollouts live in etcd; distinct from kube-apiserver's
+// EtcdPathPrefix is where rollouts live in etcd; distinct from kube-apiserver's
 // /registry so the two can share an etcd cluster.
-const etcdPathPrefix = "/registry/rollout.kruise.io"
+const EtcdPathPrefix = "/registry/rollout.kruise.io"
 
 // shutdownWatchGracePeriod is how long a stopping server lets open watches
 // drain before it closes them; clients re-establish them elsewhere.
@@ -96,7 +96,7 @@ type ControllerOptions struct {
 func NewServerOptions() *ServerOptions {
 	o := &ServerOptions{
 		RecommendedOptions: genericoptions.NewRecommendedOptions(
-			etcdPathPrefix,
+			EtcdPathPrefix,
 			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
 		),
 		// No default: a relative default wrote etcd's data into whatever
