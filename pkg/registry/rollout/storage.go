@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
@@ -20,6 +21,8 @@ import (
 
 // Storage holds the REST storage of rollouts and each of its subresources.
 type Storage struct {
+	fields *actionFieldManagers
+
 	Rollout *REST
 	Status  *StatusREST
 	Promote *ActionREST
@@ -105,15 +108,30 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 	actionStore.BeginCreate, actionStore.BeginUpdate, actionStore.AfterDelete = nil, nil, nil
 
 	interfaces := admission.NewObjectInterfacesFromScheme(scheme)
+	fields := &actionFieldManagers{}
+	action := func(name string, a action) *ActionREST {
+		return newActionREST(&actionStore, name, a, fields, admit, interfaces)
+	}
 	return &Storage{
+		fields:  fields,
 		Rollout: &REST{store},
 		Status:  &StatusREST{store: &statusStore},
-		Promote: newActionREST(&actionStore, promoteAction{}, admit, interfaces),
-		Pause:   newActionREST(&actionStore, pauseAction{}, admit, interfaces),
-		Resume:  newActionREST(&actionStore, resumeAction{}, admit, interfaces),
-		Abort:   newActionREST(&actionStore, abortAction{}, admit, interfaces),
-		Retry:   newActionREST(&actionStore, retryAction{}, admit, interfaces),
+		Promote: action("promote", promoteAction{}),
+		Pause:   action("pause", pauseAction{}),
+		Resume:  action("resume", resumeAction{}),
+		Abort:   action("abort", abortAction{}),
+		Retry:   action("retry", retryAction{}),
 	}, nil
+}
+
+// EnableFieldManagement makes the actions record, in metadata.managedFields,
+// the fields they write (spec.strategy.paused, status.pendingAction) as an
+// update by the request's field manager on the action's subresource, the
+// way the generic handlers record a PUT or PATCH. typeConverter is the
+// installed API group's (built from its OpenAPI models); versions are the
+// served versions. Call it after the group is installed, before serving.
+func (s *Storage) EnableFieldManagement(typeConverter managedfields.TypeConverter, scheme *runtime.Scheme, versions ...string) error {
+	return s.fields.enable(typeConverter, scheme, versions, []string{"promote", "pause", "resume", "abort", "retry"})
 }
 
 // addWorkloadClaims gives the store the hooks that keep one Rollout per
