@@ -231,3 +231,61 @@ func TestLostLeaseStopsWorkersAndReturns(t *testing.T) {
 	assert.Nil(t, c.queue, "the term's queue was shut down")
 	c.queueMu.RUnlock()
 }
+
+// TestDivergentStorageStopsAFollower: replicas on embedded etcds of their
+// own name that storage in their Lease identity. A replica that finds the
+// Lease held by a replica of another storage (a second replica with its own
+// embedded etcd, which would serve a diverging copy of every Rollout) stops
+// with ErrDivergentStorage; one of the same storage (the same replica,
+// restarted) follows as usual.
+func TestDivergentStorageStopsAFollower(t *testing.T) {
+	kube := kubefake.NewClientset(fakecluster.NewDeployment("web", "v1", 2, "1", "0"))
+	newReplica := func(identity, storage string) *Controller {
+		c, err := New(Config{
+			RolloutClient: rolloutfake.NewClientset(), KubeClient: kube, Workers: 1,
+			LeaderElection: LeaderElectionConfig{
+				Enabled: true, Namespace: "kube-system", Name: "rollout-test", Identity: identity, StorageID: storage,
+				LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond,
+			},
+		})
+		require.NoError(t, err)
+		return c
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func(c *Controller) chan error {
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		return done
+	}
+
+	leader := run(newReplica("a", "1111"))
+	require.Eventually(t, func() bool {
+		lease, err := kube.CoordinationV1().Leases("kube-system").Get(ctx, "rollout-test", metav1.GetOptions{})
+		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == "a"+storageIdentityMark+"1111"
+	}, 15*time.Second, 50*time.Millisecond, "a leads, its identity naming its storage")
+
+	sameStorage := run(newReplica("a-restarted", "1111"))
+	select {
+	case err := <-sameStorage:
+		t.Fatalf("a replica of the leader's storage stopped: %v", err)
+	case <-time.After(time.Second):
+	}
+
+	select {
+	case err := <-run(newReplica("b", "2222")):
+		require.ErrorIs(t, err, ErrDivergentStorage)
+		assert.Contains(t, err.Error(), "--etcd-servers")
+	case <-time.After(15 * time.Second):
+		t.Fatal("a replica of another embedded etcd kept running")
+	}
+	cancel()
+	for _, done := range []chan error{leader, sameStorage} {
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+	}
+}

@@ -207,6 +207,12 @@ func (s *Server) Stop() {
 	})
 }
 
+// ClusterID identifies this etcd's data: it is made when the data directory
+// is first initialised and kept across restarts on it.
+func (s *Server) ClusterID() string {
+	return s.etcd.Server.Cluster().ID().String()
+}
+
 // Errors reports fatal errors of the running etcd.
 func (s *Server) Errors() <-chan error {
 	return s.etcd.Err()

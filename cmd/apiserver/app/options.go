@@ -66,6 +66,10 @@ type ServerOptions struct {
 	// Metrics configures where metric checks may connect and what one query
 	// may cost.
 	Metrics MetricsOptions
+
+	// embeddedStorageID is the cluster ID of the embedded etcd once it
+	// started ("" with --etcd-servers); see controller.LeaderElectionConfig.
+	embeddedStorageID string
 }
 
 // MetricsOptions configure the metric checks of releases.
