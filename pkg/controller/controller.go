@@ -451,7 +451,8 @@ func (c *Controller) runElected(ctx context.Context) error {
 	termDone := make(chan struct{})
 	divergent := make(chan error, 1)
 	var started atomic.Bool
-	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+	var elector *leaderelection.LeaderElector
+	elector, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   le.LeaseDuration,
 		RenewDeadline:   le.RenewDeadline,
@@ -477,12 +478,22 @@ func (c *Controller) runElected(ctx context.Context) error {
 			OnNewLeader: func(identity string) {
 				logger.Info("Rollout controller leader", "lease", klog.KRef(le.Namespace, le.Name), "leader", identity)
 				if le.StorageID != "" && identity != le.Identity && storageOf(identity) != le.StorageID {
-					select {
-					case divergent <- fmt.Errorf("%w: the leader %q of Lease %s/%s does not use this replica's embedded etcd (cluster %s); "+
-						"an embedded etcd serves one replica only: run one replica, or give every replica --etcd-servers",
-						ErrDivergentStorage, identity, le.Namespace, le.Name, le.StorageID):
-					default:
-					}
+					// A Lease left by a replica that is gone (the data
+					// directory was replaced, or etcd moved out) expires
+					// and this replica takes it over; only a leader that
+					// keeps renewing past a lease duration is another
+					// replica that runs now.
+					time.AfterFunc(le.LeaseDuration+2*le.RetryPeriod, func() {
+						if elector.GetLeader() != identity {
+							return
+						}
+						select {
+						case divergent <- fmt.Errorf("%w: the leader %q of Lease %s/%s does not use this replica's embedded etcd (cluster %s); "+
+							"an embedded etcd serves one replica only: run one replica, or give every replica --etcd-servers",
+							ErrDivergentStorage, identity, le.Namespace, le.Name, le.StorageID):
+						default:
+						}
+					})
 				}
 			},
 		},

@@ -1,0 +1,365 @@
+package e2e
+
+// Failure containment and the paths around authorization (issue 10): an action is an
+// UPDATE that admission policies see; one Rollout per workload holds across replicas; a
+// stopping server keeps serving for its shutdown delay.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
+	"github.com/rollout-apiserver/rollout-apiserver/test/e2e/framework"
+)
+
+// TestSecurityPauseGoesThroughAdmissionPolicy: a pause is an UPDATE of the Rollout that
+// sets spec.strategy.paused, and the cluster's ValidatingAdmissionPolicies see it like any
+// other write. A policy that freezes pausing in one namespace turns POST .../pause there
+// into the policy's 422 with its message, and leaves the Rollout unpaused; in another
+// namespace the same pause goes through.
+func TestSecurityPauseGoesThroughAdmissionPolicy(t *testing.T) {
+	e := newSurfaceEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	frozen, open := e.namespace(), e.namespace()
+	rc := robRolloutClient(t, e.c.Config) // through the aggregator, as the admin
+	for _, ns := range []string{frozen, open} {
+		_, err := rc.RolloutV1beta1().Rollouts(ns).Create(ctx, robRollout(ns, "web", "web", robStep("50%", nil), robStep("100%", nil)), metav1.CreateOptions{})
+		require.NoError(t, err, "create Rollout in %s", ns)
+		robCleanupRollouts(t, rc, ns)
+	}
+
+	const message = "pausing Rollouts is frozen in this namespace"
+	freezePausing(ctx, t, e.c, frozen, message)
+
+	// The server's policy informer picks the policy up within moments; until then a pause
+	// goes through and is undone, so every probe starts from an unpaused Rollout.
+	var denied error
+	framework.Eventually(t, 30*time.Second, 500*time.Millisecond, "the policy to deny a pause in "+frozen, func(ctx context.Context) (bool, string) {
+		_, err := rc.RolloutV1beta1().Rollouts(frozen).Pause(ctx, "web", &v1beta1.RolloutPause{}, metav1.CreateOptions{})
+		if err == nil {
+			_, rerr := rc.RolloutV1beta1().Rollouts(frozen).Resume(ctx, "web", &v1beta1.RolloutResume{}, metav1.CreateOptions{})
+			return false, fmt.Sprintf("the pause went through (policy not seen yet); resume: %v", rerr)
+		}
+		denied = err
+		return true, ""
+	})
+	t.Logf("POST rollouts/web/pause in %s: %v", frozen, denied)
+	assert.True(t, apierrors.IsInvalid(denied), "want the policy's 422, got %v", denied)
+	assert.Contains(t, denied.Error(), message)
+	assert.Contains(t, denied.Error(), "freeze-pausing-"+frozen, "the message names the policy")
+	ro, err := rc.RolloutV1beta1().Rollouts(frozen).Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.False(t, ro.Spec.Strategy.Paused, "a denied pause changes nothing")
+
+	paused, err := rc.RolloutV1beta1().Rollouts(open).Pause(ctx, "web", &v1beta1.RolloutPause{}, metav1.CreateOptions{})
+	require.NoError(t, err, "outside the policy's namespace a pause goes through")
+	assert.True(t, paused.Spec.Strategy.Paused)
+}
+
+// freezePausing creates a ValidatingAdmissionPolicy and its binding that deny any write of
+// a Rollout in namespace ns which leaves spec.strategy.paused true; removed when t ends.
+func freezePausing(ctx context.Context, t *testing.T, c *framework.Cluster, ns, message string) {
+	t.Helper()
+	name := "freeze-pausing-" + ns
+	policy := &admissionv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionv1.Fail),
+			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionv1.RuleWithOperations{
+					Operations: []admissionv1.OperationType{admissionv1.Update},
+					Rule: admissionv1.Rule{
+						APIGroups: []string{"rollout.kruise.io"}, APIVersions: []string{"*"}, Resources: []string{"rollouts"},
+					},
+				},
+			}}},
+			Validations: []admissionv1.Validation{{
+				Expression: "!(has(object.spec.strategy.paused) && object.spec.strategy.paused)",
+				Message:    message,
+			}},
+		},
+	}
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        name,
+			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns},
+			}},
+		},
+	}
+	policies := c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies()
+	bindings := c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings()
+	_, err := policies.Create(ctx, policy, metav1.CreateOptions{})
+	require.NoError(t, err, "create ValidatingAdmissionPolicy %s", name)
+	t.Cleanup(func() { _ = policies.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	_, err = bindings.Create(ctx, binding, metav1.CreateOptions{})
+	require.NoError(t, err, "create ValidatingAdmissionPolicyBinding %s", name)
+	t.Cleanup(func() { _ = bindings.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+}
+
+// TestRobustnessClaimRaceAcrossReplicas: two replicas of rollout-apiserver on one
+// external etcd, as the shipped install runs them. 50 clients create 50 different
+// Rollouts for the same Deployment at once, half through the aggregator (replica A) and
+// half straight to replica B. Exactly one create wins; the 49 others get 422 on
+// spec.workloadRef.name naming the Rollout that has the workload. Both replicas then
+// serve that one Rollout.
+func TestRobustnessClaimRaceAcrossReplicas(t *testing.T) {
+	c := framework.Get()
+	robBuild(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	etcd, err := c.StartExternalEtcd(ctx, "etcd-claim-race")
+	require.NoError(t, err, "external etcd")
+	t.Cleanup(func() { _ = etcd.Stop() })
+	args := append(robLeaseArgs("claim-race-"+rand.String(5)), "--etcd-servers="+etcd.URL)
+	a, err := c.StartServer(ctx, framework.ServerOptions{ExtraArgs: args})
+	require.NoError(t, err, "start replica A (registered)")
+	t.Cleanup(func() { _ = a.Kill() })
+	b, err := c.StartCandidate(ctx, a, "rollout-apiserver-claims-b")
+	require.NoError(t, err, "start replica B")
+	t.Cleanup(func() { _ = b.Kill() })
+
+	ns := c.NewNamespace(t)
+	replicas := []versioned.Interface{robRolloutClient(t, c.Config), robRolloutClient(t, b.RESTConfig())}
+	robCleanupRollouts(t, replicas[0], ns)
+	robWaitAuthenticated(t, replicas[1], ns)
+
+	const creates = 50
+	errs := make([]error, creates)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range creates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ro := robRollout(ns, fmt.Sprintf("web-%02d", i), "web", robStep("50%", nil), robStep("100%", nil))
+			<-start
+			_, errs[i] = replicas[i%2].RolloutV1beta1().Rollouts(ns).Create(ctx, ro, metav1.CreateOptions{})
+		}()
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	t.Logf("%d creates across 2 replicas answered in %s", creates, time.Since(began).Round(time.Millisecond))
+
+	winner := -1
+	refusals := map[string]int{}
+	for i, err := range errs {
+		if err == nil {
+			require.Equal(t, -1, winner, "creates %d and %d both won", winner, i)
+			winner = i
+			continue
+		}
+		require.True(t, apierrors.IsInvalid(err), "create %d (replica %s): want 422, got %v", i, "AB"[i%2:i%2+1], err)
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "is already released by Rollout"):
+			refusals["already released"]++
+		case strings.Contains(msg, "is being claimed by Rollout"):
+			refusals["being claimed"]++
+		default:
+			t.Errorf("create %d: the refusal does not name the holder: %s", i, msg)
+		}
+	}
+	require.NotEqual(t, -1, winner, "no create won")
+	t.Logf("create web-%02d (replica %s) won; refusals: %v", winner, "AB"[winner%2:winner%2+1], refusals)
+	for r, rc := range replicas {
+		list, err := rc.RolloutV1beta1().Rollouts(ns).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, list.Items, 1, "replica %s serves one Rollout", "AB"[r:r+1])
+		assert.Equal(t, fmt.Sprintf("web-%02d", winner), list.Items[0].Name)
+	}
+}
+
+// TestRobustnessShutdownDelayServesWatchHeavyLoad: with --shutdown-delay-duration=3s a
+// SIGTERM does not interrupt anyone for those 3 seconds: 20 watches stay open, and GETs and
+// LISTs sent the whole time, through the aggregator and straight to the server, all
+// succeed (no 5xx, no refused connection), while /readyz already says the server is
+// going (so load balancers move away). Then the server exits cleanly.
+func TestRobustnessShutdownDelayServesWatchHeavyLoad(t *testing.T) {
+	c := framework.Get()
+	robBuild(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const delay = 3 * time.Second
+	s, err := c.StartServer(ctx, framework.ServerOptions{ExtraArgs: append(robLeaseArgs("shutdown-delay-"+rand.String(5)),
+		fmt.Sprintf("--shutdown-delay-duration=%s", delay))})
+	require.NoError(t, err, "start rollout-apiserver")
+	t.Cleanup(func() { _ = s.Kill() })
+	ns := c.NewNamespace(t)
+	clients := map[string]versioned.Interface{"aggregator": robRolloutClient(t, c.Config), "direct": robRolloutClient(t, s.RESTConfig())}
+	robWaitAuthenticated(t, clients["direct"], ns)
+	for i := range 5 {
+		_, err := clients["aggregator"].RolloutV1beta1().Rollouts(ns).Create(ctx,
+			robRollout(ns, fmt.Sprintf("web-%d", i), fmt.Sprintf("web-%d", i), robStep("100%", nil)), metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+
+	load := newShutdownLoad()
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	for path, rc := range clients {
+		for i := range 10 {
+			load.watch(loadCtx, t, fmt.Sprintf("%s watch %d", path, i), rc, ns)
+		}
+		for i := range 2 {
+			load.read(loadCtx, fmt.Sprintf("%s reader %d", path, i), rc, ns)
+		}
+	}
+	time.Sleep(time.Second) // load running before the signal
+
+	pid, exited := s.Pid(), s.Exited()
+	sigterm := time.Now()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM), "SIGTERM pid %d", pid)
+	// /readyz fails at once during the delay.
+	readyz := ""
+	framework.Eventually(t, delay, 50*time.Millisecond, "/readyz to fail after SIGTERM", func(ctx context.Context) (bool, string) {
+		hc, err := rest.HTTPClientFor(s.RESTConfig())
+		if err != nil {
+			return false, err.Error()
+		}
+		resp, err := hc.Get(s.URL + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		readyz = resp.Status
+		return resp.StatusCode >= 500, resp.Status
+	})
+	t.Logf("/readyz %s after %s", readyz, time.Since(sigterm).Round(time.Millisecond))
+	window := delay - 500*time.Millisecond // leave the edge of the window to the listener's close
+	time.Sleep(time.Until(sigterm.Add(window)))
+	stopLoad()
+	load.wait()
+
+	ok, failures, watchEnds := load.during(sigterm, sigterm.Add(window))
+	t.Logf("in the %s after SIGTERM: %d requests succeeded, %d failed; %d of 20 watches ended", window, ok, len(failures), len(watchEnds))
+	assert.GreaterOrEqual(t, ok, 50, "too few requests in the window for the test to mean anything")
+	assert.Empty(t, failures, "requests failed during the shutdown delay")
+	assert.Empty(t, watchEnds, "watches ended during the shutdown delay")
+
+	select {
+	case <-exited:
+		t.Logf("rollout-apiserver exited %s after SIGTERM", time.Since(sigterm).Round(10*time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Errorf("rollout-apiserver still running 30s after SIGTERM; last log lines:\n%s", s.LogTail(12))
+	}
+	assert.NotContains(t, s.LogTail(40), "Fatal error", "a clean stop")
+}
+
+// shutdownLoad records what clients saw while a server shut down.
+type shutdownLoad struct {
+	wg sync.WaitGroup
+	mu sync.Mutex
+	// requests: when each request was sent and its error (nil: answered 2xx).
+	requests []shutdownRequest
+	// watchEnds: when a watch ended or reported an error, and why.
+	watchEnds []shutdownRequest
+}
+
+type shutdownRequest struct {
+	who  string
+	at   time.Time
+	err  error
+	what string
+}
+
+func newShutdownLoad() *shutdownLoad { return &shutdownLoad{} }
+
+// read GETs and LISTs Rollouts in a loop until ctx ends.
+func (l *shutdownLoad) read(ctx context.Context, who string, rc versioned.Interface, ns string) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			at := time.Now()
+			var err error
+			if i%2 == 0 {
+				_, err = rc.RolloutV1beta1().Rollouts(ns).Get(ctx, "web-0", metav1.GetOptions{})
+			} else {
+				_, err = rc.RolloutV1beta1().Rollouts(ns).List(ctx, metav1.ListOptions{})
+			}
+			if ctx.Err() != nil {
+				return // cancelled by the test, not answered by the server
+			}
+			l.mu.Lock()
+			l.requests = append(l.requests, shutdownRequest{who: who, at: at, err: err})
+			l.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+}
+
+// watch opens a watch of the namespace's Rollouts and records when it ends.
+func (l *shutdownLoad) watch(ctx context.Context, t *testing.T, who string, rc versioned.Interface, ns string) {
+	t.Helper()
+	w, err := rc.RolloutV1beta1().Rollouts(ns).Watch(ctx, metav1.ListOptions{})
+	require.NoError(t, err, "%s: open", who)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, open := <-w.ResultChan():
+				if ctx.Err() != nil {
+					return
+				}
+				if !open || ev.Type == watch.Error {
+					l.mu.Lock()
+					l.watchEnds = append(l.watchEnds, shutdownRequest{who: who, at: time.Now(), what: fmt.Sprintf("open=%v event=%s %v", open, ev.Type, ev.Object)})
+					l.mu.Unlock()
+					return
+				}
+			}
+		}
+	}()
+}
+
+func (l *shutdownLoad) wait() { l.wg.Wait() }
+
+// during returns how many requests sent in [from, to) succeeded, the failed ones, and the
+// watches that ended in that span.
+func (l *shutdownLoad) during(from, to time.Time) (ok int, failures, watchEnds []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	in := func(at time.Time) bool { return !at.Before(from) && at.Before(to) }
+	for _, r := range l.requests {
+		if !in(r.at) {
+			continue
+		}
+		if r.err == nil {
+			ok++
+			continue
+		}
+		failures = append(failures, fmt.Sprintf("%s at +%s: %v", r.who, r.at.Sub(from).Round(time.Millisecond), r.err))
+	}
+	for _, w := range l.watchEnds {
+		if in(w.at) {
+			watchEnds = append(watchEnds, fmt.Sprintf("%s at +%s: %s", w.who, w.at.Sub(from).Round(time.Millisecond), w.what))
+		}
+	}
+	return ok, failures, watchEnds
+}
