@@ -140,7 +140,13 @@ func TestRobustnessClaimRaceAcrossReplicas(t *testing.T) {
 	t.Cleanup(func() { _ = b.Kill() })
 
 	ns := c.NewNamespace(t)
-	replicas := []versioned.Interface{robRolloutClient(t, c.Config), robRolloutClient(t, b.RESTConfig())}
+	// No client-side rate limit: the creates must reach the replicas at the same moment.
+	unthrottled := func(cfg *rest.Config) versioned.Interface {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst, cfg.RateLimiter = -1, 0, nil
+		return robRolloutClient(t, cfg)
+	}
+	replicas := []versioned.Interface{unthrottled(c.Config), unthrottled(b.RESTConfig())}
 	robCleanupRollouts(t, replicas[0], ns)
 	robWaitAuthenticated(t, replicas[1], ns)
 
