@@ -7,6 +7,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -368,4 +373,94 @@ func (l *shutdownLoad) during(from, to time.Time) (ok int, failures, watchEnds [
 		}
 	}
 	return ok, failures, watchEnds
+}
+
+// TestSecurityEmbeddedEtcdOnlyOnItsSocket: the embedded etcd of a running server has no
+// authentication, so nothing but the server may reach it. The server process listens on
+// exactly one TCP port, its own secure port (etcd listens on none, client or peer), and
+// its etcd socket is a file of mode 0600 in a directory of mode 0700.
+func TestSecurityEmbeddedEtcdOnlyOnItsSocket(t *testing.T) {
+	e := newSurfaceEnv(t)
+	pid := e.server.Pid()
+	require.NotZero(t, pid)
+
+	ports := listeningTCPPorts(t, pid)
+	_, securePort, _ := strings.Cut(strings.TrimPrefix(e.server.URL, "https://"), ":")
+	assert.Equal(t, []string{securePort}, ports, "TCP ports rollout-apiserver (pid %d) listens on", pid)
+
+	sockets := listeningUnixSockets(t, pid)
+	var etcdSocket string
+	for _, path := range sockets {
+		if strings.HasSuffix(path, "/etcd.sock") {
+			etcdSocket = path
+		}
+	}
+	require.NotEmpty(t, etcdSocket, "no etcd.sock among the server's unix sockets %v", sockets)
+	info, err := os.Stat(etcdSocket)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "mode of %s", etcdSocket)
+	dir, err := os.Stat(filepath.Dir(etcdSocket))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), dir.Mode().Perm(), "mode of %s", filepath.Dir(etcdSocket))
+	t.Logf("pid %d listens on TCP %v only; etcd on %s (%s)", pid, ports, etcdSocket, info.Mode().Perm())
+}
+
+// socketInodes are the inodes of the sockets process pid has open.
+func socketInodes(t *testing.T, pid int) map[string]bool {
+	t.Helper()
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:[") {
+			out[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
+	return out
+}
+
+// listeningTCPPorts lists the TCP ports process pid listens on (state 0A in
+// /proc/PID/net/tcp and tcp6), sorted.
+func listeningTCPPorts(t *testing.T, pid int) []string {
+	t.Helper()
+	mine := socketInodes(t, pid)
+	seen := map[string]bool{}
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if os.IsNotExist(err) {
+			continue
+		}
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[3] == "0A" && mine[f[9]] {
+				_, hexPort, _ := strings.Cut(f[1], ":")
+				port, err := strconv.ParseUint(hexPort, 16, 16)
+				require.NoError(t, err)
+				seen[strconv.FormatUint(port, 10)] = true
+			}
+		}
+	}
+	ports := slices.Collect(maps.Keys(seen))
+	slices.Sort(ports)
+	return ports
+}
+
+// listeningUnixSockets lists the paths of the unix sockets process pid listens on.
+func listeningUnixSockets(t *testing.T, pid int) []string {
+	t.Helper()
+	mine := socketInodes(t, pid)
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/unix", pid))
+	require.NoError(t, err)
+	var paths []string
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		// Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening.
+		f := strings.Fields(line)
+		if len(f) > 7 && f[3] == "00010000" && mine[f[6]] {
+			paths = append(paths, f[7])
+		}
+	}
+	return paths
 }
