@@ -44,9 +44,9 @@ import (
 // it. A pending claim is never taken over; it expires.
 //
 // After taking the claim a writer still looks up Rollouts of the workload in
-// the spec.workloadRef.name index (a consistent read): that finds Rollouts
-// stored before claims existed, and those whose pending claim expired before
-// it could be made held.
+// the spec.workloadRef.name index of the watch cache, and confirms a hit in
+// etcd: that finds Rollouts stored before claims existed, and those whose
+// pending claim expired before it could be made held.
 type workloadClaims struct {
 	// storage holds the claims, beside the Rollouts in the same etcd.
 	storage storage.Interface
@@ -150,7 +150,12 @@ func (w *workloadClaims) claim(ctx context.Context, r *rollout.Rollout, dryRun b
 	}
 	holder, err := findHolder(ctx, w.rollouts, r)
 	if err == nil && holder != "" {
-		err = heldBy(r, holder, false)
+		// The cache may still show a Rollout deleted (or moved to another
+		// workload) a moment ago; etcd has the last word.
+		var holds bool
+		if holds, err = w.holds(ctx, namespace, holder, r.Spec.WorkloadRef); err == nil && holds {
+			err = heldBy(r, holder, false)
+		}
 	}
 	if err != nil {
 		if made {
@@ -239,14 +244,21 @@ func (w *workloadClaims) acquire(ctx context.Context, key string, r *rollout.Rol
 // stale reports whether a held claim's Rollout is gone or references
 // another workload now.
 func (w *workloadClaims) stale(ctx context.Context, claim *rollout.Rollout) (bool, error) {
-	obj, err := w.rollouts.Get(genericapirequest.WithNamespace(ctx, claim.Namespace), claim.Name, &metav1.GetOptions{})
+	holds, err := w.holds(ctx, claim.Namespace, claim.Name, claim.Spec.WorkloadRef)
+	return !holds, err
+}
+
+// holds reports whether Rollout namespace/name exists and references ref,
+// read from etcd (a Get without resourceVersion bypasses the watch cache).
+func (w *workloadClaims) holds(ctx context.Context, namespace, name string, ref rollout.ObjectRef) (bool, error) {
+	obj, err := w.rollouts.Get(genericapirequest.WithNamespace(ctx, namespace), name, &metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return true, nil
+		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("looking up Rollout %q, which claims %s %q: %w", claim.Name, claim.Spec.WorkloadRef.Kind, claim.Spec.WorkloadRef.Name, err)
+		return false, fmt.Errorf("looking up Rollout %q, which claims %s %q: %w", name, ref.Kind, ref.Name, err)
 	}
-	return !sameWorkload(obj.(*rollout.Rollout).Spec.WorkloadRef, claim.Spec.WorkloadRef), nil
+	return sameWorkload(obj.(*rollout.Rollout).Spec.WorkloadRef, ref), nil
 }
 
 // errNotOurs stops an update of a claim that another Rollout holds.
@@ -302,9 +314,19 @@ func heldBy(r *rollout.Rollout, holder string, pending bool) error {
 
 // findHolder returns the name of another Rollout in the namespace that
 // references the same workload, or "".
+//
+// It reads the watch cache as it is (resourceVersion "0"), not a consistent
+// list: a consistent one would wait for the cache to see the claim just
+// written, which is outside the Rollouts' prefix, so only a progress
+// notification (up to 100 ms later) tells the cache it is current. Freshness
+// is not needed here: a Rollout written concurrently, on any replica, holds
+// its claim, which acquire already found; the Rollouts this lookup is for
+// (stored before claims existed, or whose pending claim expired after a
+// crash) are minutes old and in every cache.
 func findHolder(ctx context.Context, store *genericregistry.Store, r *rollout.Rollout) (string, error) {
 	list, err := store.List(ctx, &metainternalversion.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector(FieldWorkloadName, r.Spec.WorkloadRef.Name),
+		ResourceVersion: "0",
+		FieldSelector:   fields.OneTermEqualSelector(FieldWorkloadName, r.Spec.WorkloadRef.Name),
 	})
 	if err != nil {
 		return "", fmt.Errorf("looking up Rollouts of workload %q: %w", r.Spec.WorkloadRef.Name, err)
