@@ -475,3 +475,44 @@ func listeningUnixSockets(t *testing.T, pid int) []string {
 	}
 	return paths
 }
+
+// TestRobustnessSecondReplicaOnEmbeddedEtcdRefusesToRun: an embedded etcd serves one
+// replica only. A second replica started with its own embedded etcd on the same Lease
+// would serve a diverging copy of every Rollout; it finds the leader names another etcd,
+// stops within a lease duration or so, and exits non-zero saying why. The first replica
+// keeps leading and serving.
+func TestRobustnessSecondReplicaOnEmbeddedEtcdRefusesToRun(t *testing.T) {
+	c := framework.Get()
+	robBuild(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lease := "embedded-two-" + rand.String(5)
+	aLog := filepath.Join(c.RunDir, "logs", "rollout-apiserver.log")
+	aFrom := robLogSize(aLog)
+	a, err := c.StartServer(ctx, framework.ServerOptions{ExtraArgs: robLeaseArgs(lease)})
+	require.NoError(t, err, "start replica A on its embedded etcd")
+	t.Cleanup(func() { _ = a.Kill() })
+	leader := robWaitLeading(t, c, lease, "A", aLog, aFrom, robLeaseDuration+10*time.Second)
+	require.Contains(t, leader, "_embedded-etcd-", "the Lease names A's embedded etcd")
+
+	bLog := filepath.Join(c.RunDir, "logs", "rollout-apiserver-embedded-b.log")
+	bFrom := robLogSize(bLog)
+	b, err := c.StartCandidate(ctx, a, "rollout-apiserver-embedded-b") // its own --etcd-data-dir
+	require.NoError(t, err, "start replica B on an embedded etcd of its own")
+	t.Cleanup(func() { _ = b.Kill() })
+	started := time.Now()
+	select {
+	case <-b.Exited():
+		t.Logf("replica B exited %s after it was ready", time.Since(started).Round(100*time.Millisecond))
+	case <-time.After(robLeaseDuration + 20*time.Second):
+		t.Fatalf("replica B still runs beside A with an etcd of its own; log tail:\n%s", b.LogTail(15))
+	}
+	assert.Error(t, b.ExitErr(), "replica B exits non-zero")
+	robWaitLog(t, b.LogPath(), bFrom, 5*time.Second, "B says why it stopped", "another replica stores Rollouts in another etcd", "--etcd-servers")
+
+	h, _, err := robLeaseHolder(ctx, c, lease)
+	require.NoError(t, err)
+	assert.Equal(t, leader, h, "A still leads")
+	_, err = robRolloutClient(t, c.Config).RolloutV1beta1().Rollouts("default").List(ctx, metav1.ListOptions{Limit: 1})
+	assert.NoError(t, err, "A still serves")
+}
