@@ -160,17 +160,19 @@ func DefaultActionFieldManager(action string) string {
 // installed (the OpenAPI models they need come from that), before the
 // server serves; until then, and in unit tests, actions record nothing.
 type actionFieldManagers struct {
+	// actions are the subresources served, e.g. "pause".
+	actions   []string
 	byVersion map[string]map[string]*managedfields.FieldManager
 }
 
 // enable makes a field manager for each action of each version.
-func (f *actionFieldManagers) enable(typeConverter managedfields.TypeConverter, scheme *runtime.Scheme, versions []string, actions []string) error {
+func (f *actionFieldManagers) enable(typeConverter managedfields.TypeConverter, scheme *runtime.Scheme, versions []string) error {
 	f.byVersion = map[string]map[string]*managedfields.FieldManager{}
 	hub := schema.GroupVersion{Group: rollout.GroupName, Version: runtime.APIVersionInternal}
 	for _, version := range versions {
 		f.byVersion[version] = map[string]*managedfields.FieldManager{}
 		kind := schema.GroupVersionKind{Group: rollout.GroupName, Version: version, Kind: "Rollout"}
-		for _, action := range actions {
+		for _, action := range f.actions {
 			m, err := managedfields.NewDefaultFieldManager(typeConverter, scheme, scheme, scheme, kind, hub, action, nil)
 			if err != nil {
 				return fmt.Errorf("field manager of rollouts/%s in %s: %w", action, version, err)

@@ -110,6 +110,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 	interfaces := admission.NewObjectInterfacesFromScheme(scheme)
 	fields := &actionFieldManagers{}
 	action := func(name string, a action) *ActionREST {
+		fields.actions = append(fields.actions, name)
 		return newActionREST(&actionStore, name, a, fields, admit, interfaces)
 	}
 	return &Storage{
@@ -131,7 +132,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 // installed API group's (built from its OpenAPI models); versions are the
 // served versions. Call it after the group is installed, before serving.
 func (s *Storage) EnableFieldManagement(typeConverter managedfields.TypeConverter, scheme *runtime.Scheme, versions ...string) error {
-	return s.fields.enable(typeConverter, scheme, versions, []string{"promote", "pause", "resume", "abort", "retry"})
+	return s.fields.enable(typeConverter, scheme, versions)
 }
 
 // addWorkloadClaims gives the store the hooks that keep one Rollout per
