@@ -11,6 +11,11 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
 )
 
+// actionOptions send every action as the plugin's field manager, so the
+// Rollout's managedFields say that kubectl-rollouts paused it (the server
+// cannot read the user agent where it records the write).
+var actionOptions = metav1.CreateOptions{FieldManager: "kubectl-rollouts"}
+
 // action is one of the Rollout's action subresources.
 type action struct {
 	name  string // promote, pause, resume, abort
@@ -51,7 +56,7 @@ var actions = map[string]action{
 remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" on
 "rollouts/promote" (role rollout-promoter), not the right to edit the Rollout.`,
 		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Promote(ctx, name, &v1beta1.RolloutPromote{Full: p.Full, Preconditions: p.preconditions()}, metav1.CreateOptions{})
+			return c.RolloutV1beta1().Rollouts(ns).Promote(ctx, name, &v1beta1.RolloutPromote{Full: p.Full, Preconditions: p.preconditions()}, actionOptions)
 		},
 		done: func(after *v1beta1.Rollout, p actionParams) string {
 			what := "promoted"
@@ -69,7 +74,7 @@ remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" 
 		short: "Stop a release where it is",
 		long:  `Stop the release where it is (sets spec.strategy.paused through POST rollouts/NAME/pause).`,
 		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Pause(ctx, name, &v1beta1.RolloutPause{Preconditions: p.preconditions()}, metav1.CreateOptions{})
+			return c.RolloutV1beta1().Rollouts(ns).Pause(ctx, name, &v1beta1.RolloutPause{Preconditions: p.preconditions()}, actionOptions)
 		},
 		done: func(_ *v1beta1.Rollout, _ actionParams) string { return "paused" },
 	},
@@ -78,7 +83,7 @@ remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" 
 		short: "Resume a paused release",
 		long:  `Resume a release stopped by pause (POST rollouts/NAME/resume).`,
 		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Resume(ctx, name, &v1beta1.RolloutResume{Preconditions: p.preconditions()}, metav1.CreateOptions{})
+			return c.RolloutV1beta1().Rollouts(ns).Resume(ctx, name, &v1beta1.RolloutResume{Preconditions: p.preconditions()}, actionOptions)
 		},
 		done: func(_ *v1beta1.Rollout, _ actionParams) string { return "resumed" },
 	},
@@ -88,7 +93,7 @@ remaining step. This is POST rollouts/NAME/promote: it needs RBAC verb "create" 
 		long: `Abort the release in progress: traffic goes back to the stable revision first, then the
 workload. The reason is recorded in status.abort.message (POST rollouts/NAME/abort).`,
 		post: func(ctx context.Context, c versioned.Interface, ns, name string, p actionParams) (*v1beta1.Rollout, error) {
-			return c.RolloutV1beta1().Rollouts(ns).Abort(ctx, name, &v1beta1.RolloutAbort{Reason: p.Reason, Preconditions: p.preconditions()}, metav1.CreateOptions{})
+			return c.RolloutV1beta1().Rollouts(ns).Abort(ctx, name, &v1beta1.RolloutAbort{Reason: p.Reason, Preconditions: p.preconditions()}, actionOptions)
 		},
 		done: func(after *v1beta1.Rollout, _ actionParams) string {
 			if pa := after.Status.PendingAction; pa != nil {

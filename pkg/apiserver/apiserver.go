@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout"
@@ -68,6 +69,15 @@ func (c CompletedConfig) New() (*Server, error) {
 	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage.Map(&v1alpha1.Rollout{})
 	if err := generic.InstallAPIGroup(&group); err != nil {
 		return nil, fmt.Errorf("installing API group %s: %w", rollout.GroupName, err)
+	}
+	// The actions' writes get managedFields from the same OpenAPI models
+	// that the installed handlers use for theirs.
+	typeConverter, err := managedfields.NewTypeConverter(group.StaticOpenAPISpec, false)
+	if err != nil {
+		return nil, fmt.Errorf("building the type converter of %s: %w", rollout.GroupName, err)
+	}
+	if err := storage.EnableFieldManagement(typeConverter, Scheme, v1beta1.SchemeGroupVersion.Version, v1alpha1.SchemeGroupVersion.Version); err != nil {
+		return nil, err
 	}
 
 	for path, handler := range c.ExtraConfig.NonAPIHandlers {

@@ -90,6 +90,22 @@ const (
 // run. The server exits on it and is restarted clean.
 var ErrLeaderElectionLost = errors.New("controller: leader election lost")
 
+// ErrDivergentStorage is returned by Run when the Lease is held by a replica
+// that stores Rollouts elsewhere than this one: two replicas each on an
+// embedded etcd of its own would serve two diverging copies of every
+// Rollout. This replica stops, so the server exits and refuses to run.
+var ErrDivergentStorage = errors.New("controller: another replica stores Rollouts in another etcd")
+
+// storageIdentityMark separates a replica's identity from the storage it
+// names, in a Lease holder identity.
+const storageIdentityMark = "_embedded-etcd-"
+
+// storageOf returns the storage an identity names, "" for none.
+func storageOf(identity string) string {
+	_, storage, _ := strings.Cut(identity, storageIdentityMark)
+	return storage
+}
+
 // Config is what the controller needs from the server that embeds it.
 type Config struct {
 	// RolloutClient reads and writes Rollouts (the server's loopback client).
@@ -136,6 +152,11 @@ type LeaderElectionConfig struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// Identity of this replica; default hostname plus a random suffix.
 	Identity string
+	// StorageID names the storage this replica serves Rollouts from when no
+	// other replica can share it (an embedded etcd: its cluster ID). It is
+	// appended to Identity, and a leader whose identity names another
+	// storage, or none, stops this replica with ErrDivergentStorage.
+	StorageID string
 }
 
 // Controller is the embedded rollout controller.
@@ -224,6 +245,9 @@ func New(cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("controller: leader election identity: %w", err)
 		}
 		le.Identity = host + "_" + string(uuid.NewUUID())
+	}
+	if le.StorageID != "" {
+		le.Identity += storageIdentityMark + le.StorageID
 	}
 
 	scheme := runtime.NewScheme()
@@ -425,8 +449,10 @@ func (c *Controller) runElected(ctx context.Context) error {
 	electorCtx, stopElector := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopElector()
 	termDone := make(chan struct{})
+	divergent := make(chan error, 1)
 	var started atomic.Bool
-	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+	var elector *leaderelection.LeaderElector
+	elector, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   le.LeaseDuration,
 		RenewDeadline:   le.RenewDeadline,
@@ -451,6 +477,24 @@ func (c *Controller) runElected(ctx context.Context) error {
 			},
 			OnNewLeader: func(identity string) {
 				logger.Info("Rollout controller leader", "lease", klog.KRef(le.Namespace, le.Name), "leader", identity)
+				if le.StorageID != "" && identity != le.Identity && storageOf(identity) != le.StorageID {
+					// A Lease left by a replica that is gone (the data
+					// directory was replaced, or etcd moved out) expires
+					// and this replica takes it over; only a leader that
+					// keeps renewing past a lease duration is another
+					// replica that runs now.
+					time.AfterFunc(le.LeaseDuration+2*le.RetryPeriod, func() {
+						if elector.GetLeader() != identity {
+							return
+						}
+						select {
+						case divergent <- fmt.Errorf("%w: the leader %q of Lease %s/%s does not use this replica's embedded etcd (cluster %s); "+
+							"an embedded etcd serves one replica only: run one replica, or give every replica --etcd-servers",
+							ErrDivergentStorage, identity, le.Namespace, le.Name, le.StorageID):
+						default:
+						}
+					})
+				}
 			},
 		},
 	})
@@ -475,6 +519,15 @@ func (c *Controller) runElected(ctx context.Context) error {
 		}
 	}
 	select {
+	case err := <-divergent:
+		// This replica does not lead (another one does), so no worker of
+		// its own runs; stop campaigning and report why.
+		stopElector()
+		<-electorDone
+		if started.Load() {
+			<-termDone
+		}
+		return err
 	case <-ctx.Done():
 		// Shutting down: the workers' context is done; let them finish the
 		// key in hand, then hand the Lease over.

@@ -9,11 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/internal/fakecluster"
@@ -230,4 +232,86 @@ func TestLostLeaseStopsWorkersAndReturns(t *testing.T) {
 	c.queueMu.RLock()
 	assert.Nil(t, c.queue, "the term's queue was shut down")
 	c.queueMu.RUnlock()
+}
+
+// TestDivergentStorageStopsAFollower: replicas on embedded etcds of their
+// own name that storage in their Lease identity. A replica that finds the
+// Lease held by a replica of another storage (a second replica with its own
+// embedded etcd, which would serve a diverging copy of every Rollout) stops
+// with ErrDivergentStorage; one of the same storage (the same replica,
+// restarted) follows as usual.
+func TestDivergentStorageStopsAFollower(t *testing.T) {
+	kube := kubefake.NewClientset(fakecluster.NewDeployment("web", "v1", 2, "1", "0"))
+	newReplicaOn := func(lease, identity, storage string) *Controller {
+		c, err := New(Config{
+			RolloutClient: rolloutfake.NewClientset(), KubeClient: kube, Workers: 1,
+			LeaderElection: LeaderElectionConfig{
+				Enabled: true, Namespace: "kube-system", Name: lease, Identity: identity, StorageID: storage,
+				LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond,
+			},
+		})
+		require.NoError(t, err)
+		return c
+	}
+	newReplica := func(identity, storage string) *Controller { return newReplicaOn("rollout-test", identity, storage) }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func(c *Controller) chan error {
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		return done
+	}
+
+	leader := run(newReplica("a", "1111"))
+	require.Eventually(t, func() bool {
+		lease, err := kube.CoordinationV1().Leases("kube-system").Get(ctx, "rollout-test", metav1.GetOptions{})
+		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == "a"+storageIdentityMark+"1111"
+	}, 15*time.Second, 50*time.Millisecond, "a leads, its identity naming its storage")
+
+	sameStorage := run(newReplica("a-restarted", "1111"))
+	select {
+	case err := <-sameStorage:
+		t.Fatalf("a replica of the leader's storage stopped: %v", err)
+	case <-time.After(time.Second):
+	}
+
+	select {
+	case err := <-run(newReplica("b", "2222")):
+		require.ErrorIs(t, err, ErrDivergentStorage)
+		assert.Contains(t, err.Error(), "--etcd-servers")
+	case <-time.After(15 * time.Second):
+		t.Fatal("a replica of another embedded etcd kept running")
+	}
+
+	// A Lease left by a replica of another storage that is gone (its data
+	// directory was replaced) expires and is taken over, with no error.
+	now := metav1.NewMicroTime(time.Now())
+	_, err := kube.CoordinationV1().Leases("kube-system").Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "rollout-stale", Namespace: "kube-system"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To("gone" + storageIdentityMark + "9999"), LeaseDurationSeconds: ptr.To[int32](2),
+			AcquireTime: &now, RenewTime: &now,
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	takeover := run(newReplicaOn("rollout-stale", "c", "1111"))
+	require.Eventually(t, func() bool {
+		lease, err := kube.CoordinationV1().Leases("kube-system").Get(ctx, "rollout-stale", metav1.GetOptions{})
+		return err == nil && *lease.Spec.HolderIdentity == "c"+storageIdentityMark+"1111"
+	}, 15*time.Second, 50*time.Millisecond, "the expired Lease of a gone replica is taken over")
+	select {
+	case err := <-takeover:
+		t.Fatalf("the replica that took the expired Lease over stopped: %v", err)
+	case <-time.After(3 * time.Second):
+	}
+
+	cancel()
+	for _, done := range []chan error{leader, sameStorage, takeover} {
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+	}
 }

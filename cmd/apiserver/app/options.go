@@ -25,12 +25,13 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/validation"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/embeddedetcd"
 	generatedopenapi "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/openapi"
 )
 
-// etcdPathPrefix is where rollouts live in etcd; distinct from kube-apiserver's
+// EtcdPathPrefix is where rollouts live in etcd; distinct from kube-apiserver's
 // /registry so the two can share an etcd cluster.
-const etcdPathPrefix = "/registry/rollout.kruise.io"
+const EtcdPathPrefix = "/registry/rollout.kruise.io"
 
 // shutdownWatchGracePeriod is how long a stopping server lets open watches
 // drain before it closes them; clients re-establish them elsewhere.
@@ -46,6 +47,8 @@ type ServerOptions struct {
 	// EtcdDataDir is where the embedded etcd keeps its data when no
 	// --etcd-servers are given.
 	EtcdDataDir string
+	// EtcdDefragInterval is how often the embedded etcd is defragmented.
+	EtcdDefragInterval time.Duration
 
 	// Controller configures the embedded release controller.
 	Controller ControllerOptions
@@ -62,6 +65,10 @@ type ServerOptions struct {
 	// Metrics configures where metric checks may connect and what one query
 	// may cost.
 	Metrics MetricsOptions
+
+	// embeddedStorageID is the cluster ID of the embedded etcd once it
+	// started ("" with --etcd-servers); see controller.LeaderElectionConfig.
+	embeddedStorageID string
 }
 
 // MetricsOptions configure the metric checks of releases.
@@ -92,12 +99,13 @@ type ControllerOptions struct {
 func NewServerOptions() *ServerOptions {
 	o := &ServerOptions{
 		RecommendedOptions: genericoptions.NewRecommendedOptions(
-			etcdPathPrefix,
+			EtcdPathPrefix,
 			apiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
 		),
 		// No default: a relative default wrote etcd's data into whatever
 		// directory the binary ran from, a git checkout included.
-		EtcdDataDir: "",
+		EtcdDataDir:        "",
+		EtcdDefragInterval: embeddedetcd.DefaultDefragInterval,
 		Metrics: MetricsOptions{
 			QueryTimeout:     10 * time.Second,
 			MaxResponseBytes: 1 << 20,
@@ -140,6 +148,8 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 		"Time to keep serving after a termination signal, while /readyz fails, so that load balancers, the aggregator and webhook callers stop sending requests here first.")
 	fs.StringVar(&o.EtcdDataDir, "etcd-data-dir", o.EtcdDataDir,
 		"Data directory of the embedded etcd; required when --etcd-servers is empty. Keep it outside any source checkout.")
+	fs.DurationVar(&o.EtcdDefragInterval, "etcd-defrag-interval", o.EtcdDefragInterval,
+		"How often the embedded etcd gives back the space that compaction freed (writes wait while it runs); 0 never. Ignored with --etcd-servers.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
@@ -197,6 +207,9 @@ func (o *ServerOptions) Validate() error {
 		etcd.StorageConfig.Transport.ServerList = saved
 	} else {
 		errs = append(errs, o.RecommendedOptions.Validate()...)
+	}
+	if o.EtcdDefragInterval < 0 {
+		errs = append(errs, fmt.Errorf("--etcd-defrag-interval must not be negative, got %s", o.EtcdDefragInterval))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay-duration must not be negative, got %s", o.ShutdownDelay))

@@ -79,11 +79,12 @@ type Instance struct {
 func Prepare(ctx context.Context, o *ServerOptions) (*Instance, error) {
 	instance := &Instance{}
 	if o.UsesEmbeddedEtcd() {
-		etcd, err := embeddedetcd.Start(ctx, o.EtcdDataDir)
+		etcd, err := embeddedetcd.Start(ctx, embeddedetcd.Config{DataDir: o.EtcdDataDir, DefragInterval: o.EtcdDefragInterval})
 		if err != nil {
 			return nil, err
 		}
 		instance.etcd = etcd
+		o.embeddedStorageID = etcd.ClusterID()
 		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
 	}
 	server, failed, err := NewServer(o)
@@ -278,6 +279,10 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 			RenewDeadline: o.Controller.RenewDeadline,
 			RetryPeriod:   o.Controller.RetryPeriod,
 			Identity:      identity + "_" + string(uuid.NewUUID()),
+			// A second replica on an embedded etcd of its own would serve
+			// a diverging copy of every Rollout: naming the embedded etcd
+			// in the Lease lets such a replica find out and refuse to run.
+			StorageID: o.embeddedStorageID,
 		},
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/admission"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -40,6 +41,11 @@ type actor struct {
 type ActionREST struct {
 	store  *genericregistry.Store
 	action action
+	// name is the subresource, e.g. "pause".
+	name string
+	// fields records in metadata.managedFields what the action wrote, as
+	// an update by the request's field manager on this subresource.
+	fields *actionFieldManagers
 	// admit, when set, is the server's admission chain: the Rollout write an
 	// action makes is validated by it as an UPDATE of the Rollout, so that
 	// admission policies and webhooks see spec.strategy.paused and status change.
@@ -66,8 +72,8 @@ func (a *ActionREST) ProducesMIMETypes(string) []string { return nil }
 // ProducesObject is the Rollout the action answers with, not its request body.
 func (a *ActionREST) ProducesObject(string) interface{} { return a.produces }
 
-func newActionREST(store *genericregistry.Store, a action, admit admission.Interface, interfaces admission.ObjectInterfaces) *ActionREST {
-	return &ActionREST{store: store, action: a, admit: admit, interfaces: interfaces}
+func newActionREST(store *genericregistry.Store, name string, a action, fields *actionFieldManagers, admit admission.Interface, interfaces admission.ObjectInterfaces) *ActionREST {
+	return &ActionREST{store: store, name: name, action: a, fields: fields, admit: admit, interfaces: interfaces}
 }
 
 // New returns an empty request body of this action.
@@ -99,6 +105,11 @@ func (a *ActionREST) Create(ctx context.Context, name string, obj runtime.Object
 	if u, ok := genericapirequest.UserFrom(ctx); ok {
 		by.user = u.GetName()
 	}
+	fields := a.fields.forRequest(ctx, a.name)
+	manager := options.FieldManager
+	if manager == "" {
+		manager = DefaultActionFieldManager(a.name)
+	}
 	record := func(_ context.Context, _, old runtime.Object) (runtime.Object, error) {
 		r := old.(*rollout.Rollout).DeepCopy()
 		if r.DeletionTimestamp != nil {
@@ -107,7 +118,10 @@ func (a *ActionREST) Create(ctx context.Context, name string, obj runtime.Object
 		if err := a.action.apply(r, obj, by); err != nil {
 			return nil, err
 		}
-		return r, nil
+		if fields == nil {
+			return r, nil
+		}
+		return fields.UpdateNoErrors(old, r, manager), nil
 	}
 	updateOptions := &metav1.UpdateOptions{DryRun: options.DryRun, FieldManager: options.FieldManager}
 	updated, _, err := a.store.Update(ctx, name, rest.DefaultUpdatedObjectInfo(nil, record),
@@ -132,6 +146,51 @@ func (a *ActionREST) updateValidation(ctx context.Context, name string, options 
 	attrs := admission.NewAttributesRecord(nil, nil, gv.WithKind("Rollout"), namespace, name,
 		gv.WithResource("rollouts"), "", admission.Update, options, len(options.DryRun) > 0, user)
 	return rest.AdmissionToValidateObjectUpdateFunc(a.admit, attrs, a.interfaces)
+}
+
+// DefaultActionFieldManager is the field manager an action's write is
+// recorded under when the request names none (?fieldManager=…): there is no
+// user agent to take it from, as the generic handlers do, at this point.
+func DefaultActionFieldManager(action string) string {
+	return "rollout-apiserver-" + action
+}
+
+// actionFieldManagers are the field managers of the action subresources, by
+// served version and subresource. They are made once the API group is
+// installed (the OpenAPI models they need come from that), before the
+// server serves; until then, and in unit tests, actions record nothing.
+type actionFieldManagers struct {
+	// actions are the subresources served, e.g. "pause".
+	actions   []string
+	byVersion map[string]map[string]*managedfields.FieldManager
+}
+
+// enable makes a field manager for each action of each version.
+func (f *actionFieldManagers) enable(typeConverter managedfields.TypeConverter, scheme *runtime.Scheme, versions []string) error {
+	f.byVersion = map[string]map[string]*managedfields.FieldManager{}
+	hub := schema.GroupVersion{Group: rollout.GroupName, Version: runtime.APIVersionInternal}
+	for _, version := range versions {
+		f.byVersion[version] = map[string]*managedfields.FieldManager{}
+		kind := schema.GroupVersionKind{Group: rollout.GroupName, Version: version, Kind: "Rollout"}
+		for _, action := range f.actions {
+			m, err := managedfields.NewDefaultFieldManager(typeConverter, scheme, scheme, scheme, kind, hub, action, nil)
+			if err != nil {
+				return fmt.Errorf("field manager of rollouts/%s in %s: %w", action, version, err)
+			}
+			f.byVersion[version][action] = m
+		}
+	}
+	return nil
+}
+
+// forRequest is the field manager of the action in the request's version,
+// or nil.
+func (f *actionFieldManagers) forRequest(ctx context.Context, action string) *managedfields.FieldManager {
+	info, ok := genericapirequest.RequestInfoFrom(ctx)
+	if f == nil || !ok {
+		return nil
+	}
+	return f.byVersion[info.APIVersion][action]
 }
 
 func conflict(name, format string, args ...interface{}) error {

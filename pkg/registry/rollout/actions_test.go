@@ -419,7 +419,7 @@ func TestActionCreateRejectsBadBodies(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newActionREST(nil, tc.a, nil, nil).Create(ctx, "web", tc.body, nil, &metav1.CreateOptions{})
+			_, err := newActionREST(nil, "test", tc.a, nil, nil, nil).Create(ctx, "web", tc.body, nil, &metav1.CreateOptions{})
 			require.Error(t, err)
 			assert.True(t, tc.wantFn(err), "got %v", err)
 		})

@@ -101,10 +101,10 @@ func TestRetryBadBodies(t *testing.T) {
 	assert.Equal(t, "preconditions.stepIndex", errs[0].Field)
 
 	// A nil store proves that nothing is read or written for a bad body.
-	_, err := newActionREST(nil, retryAction{}, nil, nil).Create(context.Background(), "web",
+	_, err := newActionREST(nil, "retry", retryAction{}, nil, nil, nil).Create(context.Background(), "web",
 		&rollout.RolloutRetry{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, nil, &metav1.CreateOptions{})
 	assert.True(t, apierrors.IsBadRequest(err), "got %v", err)
-	_, err = newActionREST(nil, retryAction{}, nil, nil).Create(context.Background(), "web",
+	_, err = newActionREST(nil, "retry", retryAction{}, nil, nil, nil).Create(context.Background(), "web",
 		&rollout.RolloutRetry{Preconditions: &rollout.ActionPreconditions{StepIndex: ptr.To[int32](-1)}}, nil, &metav1.CreateOptions{})
 	assert.True(t, apierrors.IsInvalid(err), "got %v", err)
 }

@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
@@ -20,6 +21,8 @@ import (
 
 // Storage holds the REST storage of rollouts and each of its subresources.
 type Storage struct {
+	fields *actionFieldManagers
+
 	Rollout *REST
 	Status  *StatusREST
 	Promote *ActionREST
@@ -64,7 +67,6 @@ func (*REST) Categories() []string { return []string{"all"} }
 // the server's policy for metric check addresses.
 func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, admit admission.Interface, addresses validation.AddressPolicy) (*Storage, error) {
 	strategy := NewStrategy(scheme, addresses)
-	workloads := newWorkloadClaims()
 
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &rollout.Rollout{} },
@@ -80,10 +82,6 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 
 		TableConvertor: tableConvertor{},
 	}
-	// The claim hooks need the finished store to look up other Rollouts.
-	store.BeginCreate = workloads.beginCreate(store)
-	store.BeginUpdate = workloads.beginUpdate(store)
-
 	options := &generic.StoreOptions{
 		RESTOptions: optsGetter,
 		AttrFunc:    GetAttrs,
@@ -95,27 +93,73 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ad
 	if err := store.CompleteWithOptions(options); err != nil {
 		return nil, fmt.Errorf("completing rollouts storage: %w", err)
 	}
+	if err := addWorkloadClaims(store, optsGetter); err != nil {
+		return nil, err
+	}
 
 	statusStore := *store
 	statusStore.UpdateStrategy = NewStatusStrategy(strategy)
 	statusStore.ResetFieldsStrategy = NewStatusStrategy(strategy)
-	statusStore.BeginCreate, statusStore.BeginUpdate = nil, nil
+	statusStore.BeginCreate, statusStore.BeginUpdate, statusStore.AfterDelete = nil, nil, nil
 
 	actionStore := *store
 	actionStore.UpdateStrategy = actionStrategy{strategy}
 	actionStore.ResetFieldsStrategy = actionStrategy{strategy}
-	actionStore.BeginCreate, actionStore.BeginUpdate = nil, nil
+	actionStore.BeginCreate, actionStore.BeginUpdate, actionStore.AfterDelete = nil, nil, nil
 
 	interfaces := admission.NewObjectInterfacesFromScheme(scheme)
+	fields := &actionFieldManagers{}
+	action := func(name string, a action) *ActionREST {
+		fields.actions = append(fields.actions, name)
+		return newActionREST(&actionStore, name, a, fields, admit, interfaces)
+	}
 	return &Storage{
+		fields:  fields,
 		Rollout: &REST{store},
 		Status:  &StatusREST{store: &statusStore},
-		Promote: newActionREST(&actionStore, promoteAction{}, admit, interfaces),
-		Pause:   newActionREST(&actionStore, pauseAction{}, admit, interfaces),
-		Resume:  newActionREST(&actionStore, resumeAction{}, admit, interfaces),
-		Abort:   newActionREST(&actionStore, abortAction{}, admit, interfaces),
-		Retry:   newActionREST(&actionStore, retryAction{}, admit, interfaces),
+		Promote: action("promote", promoteAction{}),
+		Pause:   action("pause", pauseAction{}),
+		Resume:  action("resume", resumeAction{}),
+		Abort:   action("abort", abortAction{}),
+		Retry:   action("retry", retryAction{}),
 	}, nil
+}
+
+// EnableFieldManagement makes the actions record, in metadata.managedFields,
+// the fields they write (spec.strategy.paused, status.pendingAction) as an
+// update by the request's field manager on the action's subresource, the
+// way the generic handlers record a PUT or PATCH. typeConverter is the
+// installed API group's (built from its OpenAPI models); versions are the
+// served versions. Call it after the group is installed, before serving.
+func (s *Storage) EnableFieldManagement(typeConverter managedfields.TypeConverter, scheme *runtime.Scheme, versions ...string) error {
+	return s.fields.enable(typeConverter, scheme, versions)
+}
+
+// addWorkloadClaims gives the store the hooks that keep one Rollout per
+// workload: its claims live in the same etcd, read and written directly (not
+// through the watch cache), so every replica of the server sees each claim.
+func addWorkloadClaims(store *genericregistry.Store, optsGetter generic.RESTOptionsGetter) error {
+	opts, err := optsGetter.GetRESTOptions(rollout.Resource("rollouts"), &rollout.Rollout{})
+	if err != nil {
+		return fmt.Errorf("storage options of workload claims: %w", err)
+	}
+	claimStorage, destroy, err := generic.NewRawStorage(opts.StorageConfig,
+		func() runtime.Object { return &rollout.Rollout{} }, func() runtime.Object { return &rollout.RolloutList{} }, ClaimsResourcePrefix)
+	if err != nil {
+		return fmt.Errorf("storage of workload claims: %w", err)
+	}
+	claims := newWorkloadClaims(claimStorage, store)
+	store.BeginCreate = claims.beginCreate
+	store.BeginUpdate = claims.beginUpdate
+	store.AfterDelete = claims.afterDelete
+	destroyStore := store.DestroyFunc
+	store.DestroyFunc = func() {
+		destroy()
+		if destroyStore != nil {
+			destroyStore()
+		}
+	}
+	return nil
 }
 
 func workloadNameTrigger(obj runtime.Object) string {

@@ -222,6 +222,14 @@ func (s *Server) Exited() <-chan struct{} {
 	return s.done
 }
 
+// ExitErr is how the last process ended: nil for exit status 0 (or while it runs), an
+// *exec.ExitError otherwise.
+func (s *Server) ExitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waitErr
+}
+
 // LogPath is the server's log file (appended to across restarts, one header per start).
 func (s *Server) LogPath() string { return s.logPath }
 

@@ -10,7 +10,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1alpha1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	ac "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/applyconfiguration/rollout/v1beta1"
+	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
 )
 
 // actions calls each action subresource with an empty body through the clientset.
@@ -314,4 +317,80 @@ func TestPauseResumeTwiceAreIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, second.Spec.Strategy.Paused)
 	assert.Equal(t, first.ResourceVersion, second.ResourceVersion, "the second resume writes nothing")
+}
+
+// An action's write is recorded in metadata.managedFields like any update:
+// under the request's field manager (or rollout-apiserver-ACTION when it
+// names none), on the action's subresource, in the request's version, owning
+// what the action wrote. So a later server-side apply of that field by
+// someone else conflicts with the action's manager, as with a PATCH.
+func TestActionsRecordManagedFields(t *testing.T) {
+	ctx, ns := testContext(t), newNamespace(t)
+	_, err := rollouts(ns).Apply(ctx, ac.Rollout("web", ns).WithSpec(aliceSpec(600)), metav1.ApplyOptions{FieldManager: "alice"})
+	require.NoError(t, err)
+
+	paused, err := rollouts(ns).Pause(ctx, "web", &v1beta1.RolloutPause{}, metav1.CreateOptions{FieldManager: "ops-oncall"})
+	require.NoError(t, err)
+	entry := managedEntry(t, paused, "ops-oncall")
+	assert.Equal(t, metav1.ManagedFieldsOperationUpdate, entry.Operation)
+	assert.Equal(t, "pause", entry.Subresource)
+	assert.Equal(t, "rollout.kruise.io/v1beta1", entry.APIVersion)
+	assert.JSONEq(t, `{"f:spec":{"f:strategy":{"f:paused":{}}}}`, string(entry.FieldsV1.Raw), "the pause owns spec.strategy.paused only")
+
+	// Alice's plan says nothing about paused: re-applying it keeps the pause.
+	// Setting paused herself conflicts with the action's manager.
+	_, err = rollouts(ns).Apply(ctx, ac.Rollout("web", ns).WithSpec(aliceSpec(600).WithStrategy(
+		aliceSpec(600).Strategy.WithPaused(false))), metav1.ApplyOptions{FieldManager: "alice"})
+	require.True(t, apierrors.IsConflict(err), "want 409, got %v", err)
+	assert.Contains(t, err.Error(), `conflict with "ops-oncall" with subresource "pause"`)
+
+	// A resume clears paused (false is omitted): nobody owns it any more.
+	resumed, err := rollouts(ns).Resume(ctx, "web", &v1beta1.RolloutResume{}, metav1.CreateOptions{FieldManager: "ops-oncall"})
+	require.NoError(t, err)
+	for _, m := range resumed.ManagedFields {
+		assert.NotContains(t, string(m.FieldsV1.Raw), "f:paused", "manager %s still owns paused", m.Manager)
+	}
+	// An action that names no manager is recorded under its default one.
+	paused, err = rollouts(ns).Pause(ctx, "web", &v1beta1.RolloutPause{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	entry = managedEntry(t, paused, rolloutregistry.DefaultActionFieldManager("pause"))
+	assert.Equal(t, "pause", entry.Subresource)
+	assert.True(t, ownsField(paused, rolloutregistry.DefaultActionFieldManager("pause"), "f:paused"))
+	_, err = rollouts(ns).Resume(ctx, "web", &v1beta1.RolloutResume{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	// A promote owns the pending action it records in status.
+	setStatus(ctx, t, ns, "web", atStep(1, v1beta1.CanaryStepStatePaused))
+	promoted, err := rollouts(ns).Promote(ctx, "web", &v1beta1.RolloutPromote{}, metav1.CreateOptions{FieldManager: "release-bot"})
+	require.NoError(t, err)
+	entry = managedEntry(t, promoted, "release-bot")
+	assert.Equal(t, "promote", entry.Subresource)
+	assert.Contains(t, string(entry.FieldsV1.Raw), `"f:pendingAction"`)
+
+	// Through v1alpha1 the entry is in v1alpha1.
+	alpha := server.Client.RolloutV1alpha1().Rollouts(ns)
+	pausedAlpha, err := alpha.Pause(ctx, "web", &v1alpha1.RolloutPause{}, metav1.CreateOptions{FieldManager: "kruise-user"})
+	require.NoError(t, err)
+	found := false
+	for _, m := range pausedAlpha.ManagedFields {
+		if m.Manager == "kruise-user" {
+			found = true
+			assert.Equal(t, "rollout.kruise.io/v1alpha1", m.APIVersion)
+			assert.Equal(t, "pause", m.Subresource)
+		}
+	}
+	assert.True(t, found, "no managedFields entry of the v1alpha1 pause: %v", pausedAlpha.ManagedFields)
+}
+
+// managedEntry returns the managedFields entry of manager.
+func managedEntry(t *testing.T, r *v1beta1.Rollout, manager string) metav1.ManagedFieldsEntry {
+	t.Helper()
+	for _, m := range r.ManagedFields {
+		if m.Manager == manager {
+			require.NotNil(t, m.FieldsV1, "entry of %s", manager)
+			return m
+		}
+	}
+	require.Failf(t, "no managedFields entry", "manager %s; entries: %v", manager, managersOf(r))
+	return metav1.ManagedFieldsEntry{}
 }

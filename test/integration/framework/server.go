@@ -26,6 +26,10 @@ type Server struct {
 	// DataDir is the embedded etcd's data directory; a new Server on the same
 	// directory sees the same objects.
 	DataDir string
+	// EtcdServers is the etcd this server stores in (its embedded etcd's
+	// unix socket, unless --etcd-servers was given): a second server with
+	// these as --etcd-servers is another replica of the same installation.
+	EtcdServers []string
 
 	cancel context.CancelFunc
 	done   chan error
@@ -57,10 +61,11 @@ func StartServer(t testing.TB, dataDir string, options ...func(*app.ServerOption
 		t.Fatalf("preparing server: %v", err)
 	}
 	s := &Server{
-		Config:  rest.CopyConfig(instance.Server.GenericAPIServer.LoopbackClientConfig),
-		DataDir: dataDir,
-		cancel:  cancel,
-		done:    make(chan error, 1),
+		Config:      rest.CopyConfig(instance.Server.GenericAPIServer.LoopbackClientConfig),
+		DataDir:     dataDir,
+		EtcdServers: o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList,
+		cancel:      cancel,
+		done:        make(chan error, 1),
 	}
 	s.Config.QPS, s.Config.Burst = 1000, 2000
 	go func() { s.done <- instance.Run(ctx) }()
@@ -74,6 +79,14 @@ func StartServer(t testing.TB, dataDir string, options ...func(*app.ServerOption
 		t.Fatalf("server not ready: %v", err)
 	}
 	return s
+}
+
+// WithEtcdServers makes a server store in the given etcd instead of starting
+// an embedded one, e.g. another server's EtcdServers.
+func WithEtcdServers(servers []string) func(*app.ServerOptions) {
+	return func(o *app.ServerOptions) {
+		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = servers
+	}
 }
 
 // Stop shuts the server down (draining requests) and its etcd, and waits.

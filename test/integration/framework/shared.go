@@ -38,10 +38,11 @@ func StartShared() (s *Server, stop func(), err error) {
 		return nil, nil, fmt.Errorf("preparing server: %w", err)
 	}
 	s = &Server{
-		Config:  rest.CopyConfig(instance.Server.GenericAPIServer.LoopbackClientConfig),
-		DataDir: dataDir,
-		cancel:  cancel,
-		done:    make(chan error, 1),
+		Config:      rest.CopyConfig(instance.Server.GenericAPIServer.LoopbackClientConfig),
+		DataDir:     dataDir,
+		EtcdServers: o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList,
+		cancel:      cancel,
+		done:        make(chan error, 1),
 	}
 	s.Config.QPS, s.Config.Burst = 1000, 2000
 	go func() { s.done <- instance.Run(ctx) }()
