@@ -189,7 +189,7 @@ func withAlphaDefaults(s v1alpha1.RolloutSpec) v1alpha1.RolloutSpec {
 // VirtualService), in both spellings.
 func blueGreenBeta(workload string) v1beta1.RolloutSpec {
 	return v1beta1.RolloutSpec{
-		WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "StatefulSet", Name: workload},
+		WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: workload},
 		Disabled:    true,
 		Strategy: v1beta1.RolloutStrategy{BlueGreen: &v1beta1.BlueGreenStrategy{
 			Steps: []v1beta1.CanaryStep{
@@ -210,7 +210,7 @@ func blueGreenBeta(workload string) v1beta1.RolloutSpec {
 
 func blueGreenAlpha(workload string) v1alpha1.RolloutSpec {
 	return v1alpha1.RolloutSpec{
-		ObjectRef: v1alpha1.ObjectRef{WorkloadRef: &v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "StatefulSet", Name: workload}},
+		ObjectRef: v1alpha1.ObjectRef{WorkloadRef: &v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: workload}},
 		Disabled:  true,
 		Strategy: v1alpha1.RolloutStrategy{BlueGreen: &v1alpha1.BlueGreenStrategy{
 			Steps: []v1alpha1.CanaryStep{
