@@ -2,14 +2,10 @@ package framework
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -42,16 +38,8 @@ type Prometheus struct {
 	// ScrapeInterval is the configured scrape interval.
 	ScrapeInterval time.Duration
 
-	binary  string
-	args    []string
-	dir     string
-	logPath string
-	pidPath string
-	api     promv1.API
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	Process
+	api promv1.API
 }
 
 // StartPrometheus writes a configuration for opts, starts bin/prometheus with its data in
@@ -82,16 +70,18 @@ func (c *Cluster) StartPrometheus(ctx context.Context, opts PrometheusOptions) (
 	p := &Prometheus{
 		URL:            fmt.Sprintf("http://127.0.0.1:%d", port),
 		ScrapeInterval: opts.ScrapeInterval,
-		binary:         bin,
-		args: []string{
-			"--config.file=" + config,
-			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-			"--log.level=warn",
+		Process: Process{
+			Binary: bin,
+			Args: []string{
+				"--config.file=" + config,
+				"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+				fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+				"--log.level=warn",
+			},
+			dir:     dir,
+			logPath: filepath.Join(c.RunDir, "logs", opts.Name+".log"),
+			pidPath: filepath.Join(c.RunDir, "pids", opts.Name+".pid"),
 		},
-		dir:     dir,
-		logPath: filepath.Join(c.RunDir, "logs", opts.Name+".log"),
-		pidPath: filepath.Join(c.RunDir, "pids", opts.Name+".pid"),
 	}
 	client, err := promapi.NewClient(promapi.Config{Address: p.URL})
 	if err != nil {
@@ -125,24 +115,7 @@ func (p *Prometheus) Start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	start := time.Now()
-	done := p.exited()
-	var last string
-	err := pollUntil(ctx, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-		select {
-		case <-done:
-			return false, fmt.Errorf("prometheus exited; log %s:\n%s", p.logPath, tail(p.logPath, 20))
-		default:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/-/ready", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
-	})
+	last, err := p.waitHTTPOK(ctx, p.URL+"/-/ready")
 	if err != nil {
 		return fmt.Errorf("prometheus %s not ready (last: %s): %w", p.URL, last, err)
 	}
@@ -150,92 +123,11 @@ func (p *Prometheus) Start(ctx context.Context) error {
 	return nil
 }
 
-func (p *Prometheus) spawn() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.runningLocked() {
-		return nil
-	}
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logFile, "===== %s e2e: starting %s %s\n", time.Now().Format(time.RFC3339), p.binary, strings.Join(p.args, " "))
-	cmd := exec.Command(p.binary, p.args...)
-	cmd.Dir = p.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("start %s: %w", p.binary, err)
-	}
-	logFile.Close()
-	// The pid-file format of hack/lib/common.sh, so hack/local-down.sh stops it too if the
-	// test binary dies without cleaning up.
-	exe, _ := filepath.EvalSymlinks(p.binary)
-	_ = os.WriteFile(p.pidPath, fmt.Appendf(nil, "%d %s\n", cmd.Process.Pid, exe), 0o644)
-	done := make(chan struct{})
-	p.cmd, p.done = cmd, done
-	go func() { _ = cmd.Wait(); close(done) }()
-	return nil
-}
-
-func (p *Prometheus) runningLocked() bool {
-	if p.done == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *Prometheus) exited() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.done
-}
-
-// Running reports whether the process is alive.
-func (p *Prometheus) Running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.runningLocked()
-}
-
-// Pid of the current (or last) process; 0 before the first start.
-func (p *Prometheus) Pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
-// LogPath is Prometheus' log file (appended to across restarts).
-func (p *Prometheus) LogPath() string { return p.logPath }
-
 // Stop sends SIGTERM and waits for the exit (SIGKILL after 20s). Its data stays for Start.
 func (p *Prometheus) Stop() error {
-	p.mu.Lock()
-	if !p.runningLocked() {
-		p.mu.Unlock()
-		return nil
+	if err := p.signalAndWait(syscall.SIGTERM, 20*time.Second); err != nil {
+		return p.Kill()
 	}
-	proc, done := p.cmd.Process, p.done
-	p.mu.Unlock()
-	if err := proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = proc.Kill()
-		<-done
-	}
-	_ = os.Remove(p.pidPath)
 	return nil
 }
 

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,12 +21,9 @@ import (
 // ExternalEtcd is a one-member etcd cluster (bin/etcd) on free loopback ports, with its data
 // in a temp folder. Replicas started with --etcd-servers=URL share it.
 type ExternalEtcd struct {
+	Process
 	URL     string // http://127.0.0.1:PORT, for --etcd-servers
 	dataDir string
-	logPath string
-	pidPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
 }
 
 // StartExternalEtcd starts bin/etcd and waits until /health answers. Stop it with Stop (the
@@ -46,80 +41,46 @@ func (c *Cluster) StartExternalEtcd(ctx context.Context, name string) (*External
 	if err != nil {
 		return nil, err
 	}
-	e := &ExternalEtcd{
-		URL:     fmt.Sprintf("http://127.0.0.1:%d", clientPort),
-		dataDir: dataDir,
-		logPath: filepath.Join(c.RunDir, "logs", name+".log"),
-		pidPath: filepath.Join(c.RunDir, "pids", name+".pid"),
-	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peer := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	bin := filepath.Join(c.RootDir, "bin", "etcd")
-	args := []string{
-		"--name=" + name,
-		"--data-dir=" + filepath.Join(dataDir, "data"),
-		"--listen-client-urls=" + e.URL,
-		"--advertise-client-urls=" + e.URL,
-		"--listen-peer-urls=" + peer,
-		"--initial-advertise-peer-urls=" + peer,
-		"--initial-cluster=" + name + "=" + peer,
-		"--log-level=warn",
+	e := &ExternalEtcd{
+		Process: Process{
+			Binary: filepath.Join(c.RootDir, "bin", "etcd"),
+			Args: []string{
+				"--name=" + name,
+				"--data-dir=" + filepath.Join(dataDir, "data"),
+				"--listen-client-urls=" + url,
+				"--advertise-client-urls=" + url,
+				"--listen-peer-urls=" + peer,
+				"--initial-advertise-peer-urls=" + peer,
+				"--initial-cluster=" + name + "=" + peer,
+				"--log-level=warn",
+			},
+			logPath: filepath.Join(c.RunDir, "logs", name+".log"),
+			pidPath: filepath.Join(c.RunDir, "pids", name+".pid"),
+		},
+		URL:     url,
+		dataDir: dataDir,
 	}
-	logFile, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := e.spawn(); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	logFile.Close()
-	exe, _ := filepath.EvalSymlinks(bin)
-	_ = os.WriteFile(e.pidPath, fmt.Appendf(nil, "%d %s\n", cmd.Process.Pid, exe), 0o644)
-	e.cmd, e.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(e.done) }()
-
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var last string
-	err = pollUntil(ctx, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-		select {
-		case <-e.done:
-			return false, fmt.Errorf("etcd exited; log %s:\n%s", e.logPath, tail(e.logPath, 20))
-		default:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
-	})
+	last, err := e.waitHTTPOK(ctx, e.URL+"/health")
 	if err != nil {
 		_ = e.Stop()
 		return nil, fmt.Errorf("external etcd %s not healthy (last: %s): %w", e.URL, last, err)
 	}
-	logf("external etcd %s ready (pid %d, data %s)", e.URL, cmd.Process.Pid, dataDir)
+	logf("external etcd %s ready (pid %d, data %s)", e.URL, e.Pid(), dataDir)
 	return e, nil
 }
 
-// Stop terminates etcd and removes its data.
+// Stop terminates etcd (SIGKILL after 10s) and removes its data.
 func (e *ExternalEtcd) Stop() error {
-	if e.cmd == nil {
-		return nil
+	if err := e.signalAndWait(syscall.SIGTERM, 10*time.Second); err != nil {
+		_ = e.Kill()
 	}
-	_ = e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.done:
-	case <-time.After(10 * time.Second):
-		_ = e.cmd.Process.Kill()
-		<-e.done
-	}
-	_ = os.Remove(e.pidPath)
 	return os.RemoveAll(e.dataDir)
 }
 
@@ -153,13 +114,15 @@ func (c *Cluster) StartCandidate(ctx context.Context, reg *Server, name string, 
 	args = append(args, "--secure-port="+strconv.Itoa(port), "--etcd-data-dir="+dataDir)
 	args = append(args, extraArgs...)
 	s := &Server{
+		Process: Process{
+			Binary:  reg.Binary,
+			Args:    args,
+			logPath: filepath.Join(c.RunDir, "logs", name+".log"),
+			pidPath: filepath.Join(c.RunDir, "pids", name+".pid"),
+		},
 		c:       c,
-		Binary:  reg.Binary,
-		Args:    args,
 		URL:     fmt.Sprintf("https://127.0.0.1:%d", port),
 		CAFile:  reg.CAFile,
-		logPath: filepath.Join(c.RunDir, "logs", name+".log"),
-		pidPath: filepath.Join(c.RunDir, "pids", name+".pid"),
 		timeout: reg.timeout,
 	}
 	c.mu.Lock()

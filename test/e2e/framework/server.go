@@ -2,7 +2,6 @@ package framework
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -39,24 +37,16 @@ type ServerOptions struct {
 // with the cluster. Its port, certificates and embedded-etcd data dir stay the same across
 // Kill/Stop/Start, like a pod restarted in place.
 type Server struct {
+	Process
 	c       *Cluster
-	Binary  string
-	Args    []string
 	URL     string // https://127.0.0.1:PORT
 	CAFile  string // CA of the serving cert (the APIServices' caBundle)
-	logPath string
-	pidPath string
 	timeout time.Duration
 
 	// HostKubeconfig is how the server reaches the host cluster (--kubeconfig and the
 	// delegated authn/authz kubeconfigs): by default a token of its ServiceAccount,
 	// bound to the shipped RBAC (hack/local-register.sh, ROLLOUT_HOST_IDENTITY).
 	HostKubeconfig string
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the current process has exited
-	waitErr error
 }
 
 // BuildServer builds ./cmd/apiserver into bin/rollout-apiserver (once per test process),
@@ -110,13 +100,15 @@ func (c *Cluster) StartServer(ctx context.Context, opts ServerOptions) (*Server,
 		return nil, err
 	}
 	s := &Server{
+		Process: Process{
+			Binary:  renv["ROLLOUT_BINARY"],
+			Args:    strings.Fields(string(args)),
+			logPath: renv["ROLLOUT_LOG"],
+			pidPath: renv["ROLLOUT_PID_FILE"],
+		},
 		c:       c,
-		Binary:  renv["ROLLOUT_BINARY"],
-		Args:    strings.Fields(string(args)),
 		URL:     renv["ROLLOUT_URL"],
 		CAFile:  renv["ROLLOUT_CA"],
-		logPath: renv["ROLLOUT_LOG"],
-		pidPath: renv["ROLLOUT_PID_FILE"],
 		timeout: opts.ReadyTimeout,
 
 		HostKubeconfig: renv["ROLLOUT_HOST_KUBECONFIG"],
@@ -149,103 +141,6 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) spawn() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.runningLocked() {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(s.logPath), 0o755); err != nil {
-		return err
-	}
-	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logFile, "===== %s e2e: starting %s %s\n", time.Now().Format(time.RFC3339), s.Binary, strings.Join(s.Args, " "))
-	cmd := exec.Command(s.Binary, s.Args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile // *os.File: the child writes it directly
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("start %s: %w", s.Binary, err)
-	}
-	logFile.Close()
-	// Same pid-file format as hack/lib/common.sh, so hack/local-down.sh stops it too if the
-	// test binary dies without tearing down.
-	exe, _ := filepath.EvalSymlinks(s.Binary)
-	_ = os.WriteFile(s.pidPath, fmt.Appendf(nil, "%d %s\n", cmd.Process.Pid, exe), 0o644)
-	done := make(chan struct{})
-	s.cmd, s.done, s.waitErr = cmd, done, nil
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(done)
-	}()
-	return nil
-}
-
-func (s *Server) runningLocked() bool {
-	if s.done == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// Running reports whether the process is alive.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.runningLocked()
-}
-
-// Pid of the current (or last) process; 0 before the first start.
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-// Exited is closed when the current process exits.
-func (s *Server) Exited() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.done
-}
-
-// ExitErr is how the last process ended: nil for exit status 0 (or while it runs), an
-// *exec.ExitError otherwise.
-func (s *Server) ExitErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.waitErr
-}
-
-// LogPath is the server's log file (appended to across restarts, one header per start).
-func (s *Server) LogPath() string { return s.logPath }
-
-// LogTail returns the last n lines of the log, for failure messages.
-func (s *Server) LogTail(n int) string {
-	data, _ := os.ReadFile(s.logPath)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Kill sends SIGKILL (no graceful shutdown, like a node failure) and waits for the exit.
-func (s *Server) Kill() error { return s.signalAndWait(syscall.SIGKILL, 10*time.Second) }
-
 // Stop sends SIGTERM, waits up to 30s for a graceful exit, then SIGKILLs.
 func (s *Server) Stop() error {
 	if err := s.signalAndWait(syscall.SIGTERM, 30*time.Second); err != nil {
@@ -261,26 +156,6 @@ func (s *Server) Restart(ctx context.Context) error {
 		return err
 	}
 	return s.Start(ctx)
-}
-
-func (s *Server) signalAndWait(sig syscall.Signal, timeout time.Duration) error {
-	s.mu.Lock()
-	if !s.runningLocked() {
-		s.mu.Unlock()
-		return nil
-	}
-	proc, done := s.cmd.Process, s.done
-	s.mu.Unlock()
-	if err := proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-done:
-		_ = os.Remove(s.pidPath)
-		return nil
-	case <-time.After(timeout):
-		return fmt.Errorf("rollout-apiserver (pid %d) still running %s after %s", proc.Pid, timeout, sig)
-	}
 }
 
 // RESTConfig talks to our server directly (not through the aggregator), as the admin user;
