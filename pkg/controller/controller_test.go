@@ -315,3 +315,46 @@ func TestDivergentStorageStopsAFollower(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncWorkloadKeepsTheLabelWhileARolloutHoldsIt: a Rollout being
+// disabled still holds its workload and must write it to hand it back, which
+// the admission policy allows only while the workload carries the control
+// label; the workload clean-up removes the label only once it is handed back.
+func TestSyncWorkloadKeepsTheLabelWhileARolloutHoldsIt(t *testing.T) {
+	web := fakecluster.NewDeployment("web", "v1", 2, "1", "0")
+	web.Labels = map[string]string{v1beta1.WorkloadControlLabel: "true"}
+	_, err := workload.HoldDeployment(nil, web)
+	require.NoError(t, err)
+	ro := fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web", fakecluster.Step("1", -1))
+	ro.Spec.Disabled = true
+	ro.Status.Phase = v1beta1.RolloutPhaseDisabling
+	kube := kubefake.NewClientset(web)
+	c, err := New(Config{RolloutClient: rolloutfake.NewClientset(ro), KubeClient: kube, Workers: 1})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.kubeFactory.Start(ctx.Done())
+	c.rolloutFactory.Start(ctx.Done())
+	require.True(t, cache.WaitForCacheSync(ctx.Done(), c.synced...))
+
+	key := workloadIndexKey(fakecluster.Namespace, v1beta1.KindDeployment, "web")
+	label := func() string {
+		d, err := kube.AppsV1().Deployments(fakecluster.Namespace).Get(ctx, "web", metav1.GetOptions{})
+		require.NoError(t, err)
+		return d.Labels[v1beta1.WorkloadControlLabel]
+	}
+	require.NoError(t, c.syncWorkload(ctx, key))
+	assert.Equal(t, "true", label(), "kept while the disabled Rollout still holds the workload")
+
+	d, err := kube.AppsV1().Deployments(fakecluster.Namespace).Get(ctx, "web", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.True(t, workload.ReleaseDeployment(d))
+	_, err = kube.AppsV1().Deployments(fakecluster.Namespace).Update(ctx, d, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got, err := c.deps.Deployments.Deployments(fakecluster.Namespace).Get("web")
+		return err == nil && !workload.IsHeld(got)
+	}, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.syncWorkload(ctx, key))
+	assert.Empty(t, label(), "removed once the workload is handed back")
+}

@@ -187,7 +187,12 @@ func (c *Controller) syncWorkload(ctx context.Context, key string) error {
 			return err
 		}
 	}
-	if _, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]; labelled && workload.ActiveRollout(refs, kind, name) == nil {
+	// A Rollout being disabled or deleted still holds its workload and hands
+	// it back itself, dropping the label last: the label is what lets the
+	// server write the workload under the admission policy, so it stays
+	// while a referencing Rollout still holds the workload.
+	finishing := len(refs) > 0 && workload.IsHeld(meta)
+	if _, labelled := meta.GetLabels()[v1beta1.WorkloadControlLabel]; labelled && !finishing && workload.ActiveRollout(refs, kind, name) == nil {
 		klog.FromContext(ctx).Info("Removing control label from a workload no Rollout references", "kind", kind, "workload", klog.KRef(namespace, name))
 		return workload.SetControlLabel(ctx, c.cfg.KubeClient, kind, namespace, name, false)
 	}

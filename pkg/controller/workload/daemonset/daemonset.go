@@ -8,6 +8,7 @@ package daemonset
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -57,6 +58,21 @@ func (r *Releaser) revisions(ds *appsv1.DaemonSet) ([]*appsv1.ControllerRevision
 	return owned, nil
 }
 
+// recordsTemplate reports whether cr is the revision of ds's pod template.
+// A ControllerRevision whose data cannot be read is taken as the current
+// one, as the revision order says, rather than stopping every release.
+func recordsTemplate(cr *appsv1.ControllerRevision, ds *appsv1.DaemonSet) bool {
+	var patch struct {
+		Spec struct {
+			Template *corev1.PodTemplateSpec `json:"template"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(cr.Data.Raw, &patch); err != nil || patch.Spec.Template == nil {
+		return true
+	}
+	return workload.EqualIgnoreHash(patch.Spec.Template, &ds.Spec.Template)
+}
+
 // hashOf is the value pods of a revision carry in controller-revision-hash.
 func hashOf(ds *appsv1.DaemonSet, cr *appsv1.ControllerRevision) string {
 	if h := cr.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]; h != "" {
@@ -103,7 +119,11 @@ func (r *Releaser) Observe(_ context.Context, ro *v1beta1.Rollout) (*workload.In
 	if err != nil {
 		return nil, err
 	}
-	if len(crs) == 0 {
+	if len(crs) == 0 || !recordsTemplate(crs[0], ds) {
+		// The DaemonSet controller has taken the new template but its
+		// ControllerRevision is not in the cache yet: the newest revision
+		// there is an older one, and a release decided from it would take
+		// the new template for the stable one.
 		info.Consistent = false
 		return info, nil
 	}
