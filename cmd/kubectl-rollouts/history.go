@@ -51,7 +51,7 @@ func outcomes(rel *release) map[string]*releaseOutcome {
 	out := map[string]*releaseOutcome{}
 	for _, rev := range rel.Revisions {
 		o := &releaseOutcome{}
-		for _, e := range rel.Events { // newest first
+		for _, e := range rel.allEvents { // newest first
 			// "Revision X of … is released" starts a sentence; the rest say "revision X".
 			if !strings.Contains(strings.ToLower(e.Message), "revision "+strings.ToLower(rev.ID)) {
 				continue

@@ -30,6 +30,10 @@ type release struct {
 	WorkloadError string         `json:"workloadError,omitempty"`
 	Revisions     []revisionInfo `json:"revisions"`
 	Events        []eventInfo    `json:"events,omitempty"`
+	// allEvents are every Event the cluster still keeps about the Rollout,
+	// newest first; Events shows the most recent of them, history reads all:
+	// a fast release writes more Events in its last seconds than Events shows.
+	allEvents []eventInfo
 	// Now is the time ages are computed from (fixed in golden tests).
 	Now time.Time `json:"now"`
 }
@@ -110,7 +114,8 @@ func collect(ctx context.Context, ro versioned.Interface, kube kubernetes.Interf
 	}
 	assignRoles(r, rel.Revisions)
 	if withEvents {
-		rel.Events = readEvents(ctx, kube, r)
+		rel.allEvents = readEvents(ctx, kube, r)
+		rel.Events = rel.allEvents[:min(len(rel.allEvents), maxEvents)]
 	}
 	return rel, nil
 }
@@ -366,8 +371,5 @@ func readEvents(ctx context.Context, kube kubernetes.Interface, r *v1beta1.Rollo
 		out = append(out, eventInfo{Type: e.Type, Reason: e.Reason, Message: e.Message, Count: max(e.Count, 1), Last: last})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Last.After(out[j].Last) })
-	if len(out) > maxEvents {
-		out = out[:maxEvents]
-	}
 	return out
 }
