@@ -31,6 +31,7 @@ func TestTrafficIngress(t *testing.T) {
 		{"Canary", trafficIngressCanary},
 		{"HeaderAbort", trafficIngressHeaderAbort},
 		{"Disable", trafficIngressDisable},
+		{"Revert", trafficIngressRevert},
 		{"Refused", trafficIngressRefused},
 		{"MissingIngress", trafficIngressMissing},
 	}
@@ -250,6 +251,18 @@ func trafficIngressDisable(t *testing.T) {
 	s.updateRollout(func(ro *v1beta1.Rollout) { ro.Spec.Disabled = true })
 	s.expectRestored("after disabling: stable Ingress and Services as before")
 	s.waitForPhase(v1beta1.RolloutPhaseDisabled, "")
+}
+
+// trafficIngressRevert: reverting the workload to the stable revision removes the canary
+// Ingress and restores the Services.
+func trafficIngressRevert(t *testing.T) {
+	s := newIngressScenario(t, []v1beta1.CanaryStep{trafficStep("1", "5%"), trafficStep("100%", "100%")}, true)
+	s.updateImage("app:v2")
+	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
+	s.expectRouted("step 1: canary-weight 5", map[string]string{"canary-weight": "5"})
+	s.updateImage(stableImage)
+	s.expectRestored("after the revert: stable Ingress and Services as before")
+	s.expectPods(pods{stableImage: 4})
 }
 
 // trafficIngressMissing: a Rollout naming an Ingress that does not exist stops at the

@@ -34,6 +34,7 @@ func TestTrafficIstio(t *testing.T) {
 		run  func(*testing.T)
 	}{
 		{"Canary", trafficIstioCanary},
+		{"Revert", trafficIstioRevert},
 		{"HeaderAbort", trafficIstioHeaderAbort},
 		{"SubsetDisable", trafficIstioSubsetDisable},
 		{"SubsetSuccess", trafficIstioSubsetSuccess},
@@ -270,6 +271,18 @@ func trafficIstioCanary(t *testing.T) {
 	s.expectSucceeded()
 	s.expectRestored("after success: VirtualService and Services as before, canary Service gone")
 	s.expectPods(pods{"app:v2": 4})
+}
+
+// trafficIstioRevert: reverting the workload to the stable revision puts the
+// VirtualService and the Services back.
+func trafficIstioRevert(t *testing.T) {
+	s := newIstioScenario(t, []v1beta1.CanaryStep{trafficStep("1", "5%"), trafficStep("100%", "100%")}, istioByHost, "")
+	s.updateImage("app:v2")
+	s.waitForStep(1, v1beta1.CanaryStepStatePaused)
+	s.expectRouted("step 1: 5% to web-canary", istioWeighted(95, 5), "")
+	s.updateImage(stableImage)
+	s.expectRestored("after the revert: VirtualService and Services as before")
+	s.expectPods(pods{stableImage: 4})
 }
 
 // trafficIstioHeaderAbort: header (exact, regex) and query matches with a header modifier
