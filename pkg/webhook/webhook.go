@@ -230,12 +230,10 @@ func (h *Handler) activeRollout(ctx context.Context, namespace, kind string, met
 }
 
 // releasingName is the name of a Rollout whose releases the webhook holds
-// for: canary of any kind, blue-green of a Deployment. The step machine
-// releases nothing else, so a workload held for anything else would stay
-// held.
+// for; a workload held for a Rollout the step machine does not release
+// would stay held.
 func releasingName(ro *v1beta1.Rollout) string {
-	s := ro.Spec.Strategy
-	if s.Canary == nil && (s.BlueGreen == nil || ro.Spec.WorkloadRef.Kind != v1beta1.KindDeployment) {
+	if !workload.Releasable(ro) {
 		return ""
 	}
 	return ro.Name

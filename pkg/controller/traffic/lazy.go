@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -35,14 +36,29 @@ type lazyInformer struct {
 	missingTill time.Time
 }
 
+// notServed is the error of a resource the cluster does not serve (its CRD
+// is not installed): no object of it exists, so none carries a change that
+// an ending of a release would have to undo.
+type notServed struct{ error }
+
+func (e notServed) Unwrap() error { return e.error }
+
+// isNotServed reports whether err says the cluster does not serve a routing
+// resource.
+func isNotServed(err error) bool {
+	var ns notServed
+	return errors.As(err, &ns)
+}
+
 // ensure starts the informer with start once discovery finds resource in gv,
-// and reports errMissing while it does not, or that the cache is filling.
+// and reports errMissing (as notServed) while it does not, or that the cache
+// is filling.
 func (l *lazyInformer) ensure(disc discovery.DiscoveryInterface, gv schema.GroupVersion, resource string, errMissing error, start func() cache.InformerSynced) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.synced == nil {
 		if time.Now().Before(l.missingTill) {
-			return errMissing
+			return notServed{errMissing}
 		}
 		list, err := disc.ServerResourcesForGroupVersion(gv.String())
 		switch {
@@ -54,7 +70,7 @@ func (l *lazyInformer) ensure(disc discovery.DiscoveryInterface, gv schema.Group
 		}
 		if l.synced == nil {
 			l.missingTill = time.Now().Add(missingRecheck)
-			return errMissing
+			return notServed{errMissing}
 		}
 	}
 	if !l.synced() {

@@ -7,7 +7,6 @@ package traffic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -213,9 +212,9 @@ func (r *Router) Finalise(ctx context.Context, rc *release.RouteContext, stage v
 	case v1beta1.FinalisingStepRouteTrafficToStable:
 		provider, err := r.provider(ro, ref)
 		switch {
-		case errors.Is(err, errGatewayMissing):
-			// No Gateway API, so no route: nothing carries a change to undo,
-			// and an ending must not wait for an API that is not there.
+		case isNotServed(err):
+			// No such API (Gateway API, Istio), so no routing object: nothing
+			// carries a change to undo, and an ending must not wait for it.
 		case err != nil:
 			return false, 0, err
 		default:

@@ -17,6 +17,16 @@ func Active(ro *v1beta1.Rollout) bool {
 	return !ro.Spec.Disabled && ro.DeletionTimestamp == nil
 }
 
+// Releasable reports whether the step machine releases ro's workload with
+// ro's strategy: canary for every kind, blue-green for Deployments only
+// (admission refuses the rest; this covers Rollouts stored before that).
+func Releasable(ro *v1beta1.Rollout) bool {
+	if ro.Spec.Strategy.BlueGreen != nil {
+		return ro.Spec.WorkloadRef.Kind == v1beta1.KindDeployment
+	}
+	return ro.Spec.Strategy.Canary != nil
+}
+
 // References reports whether a Rollout's workloadRef names the apps/v1
 // workload kind/name (in the Rollout's own namespace).
 func References(ro *v1beta1.Rollout, kind, name string) bool {

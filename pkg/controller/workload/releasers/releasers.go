@@ -32,8 +32,8 @@ func For(deps *workload.Deps) func(ro *v1beta1.Rollout) (workload.Releaser, erro
 			return nil, fmt.Errorf("workloadRef %s %s %s is not supported: only apps/v1 Deployments, StatefulSets and DaemonSets are", ref.APIVersion, ref.Kind, ref.Name)
 		}
 		s := ro.Spec.Strategy
-		if s.BlueGreen != nil && ref.Kind != v1beta1.KindDeployment {
-			return nil, fmt.Errorf("blueGreen releases Deployments only, not %s %s: use the canary strategy", ref.Kind, ref.Name)
+		if !workload.Releasable(ro) {
+			return nil, fmt.Errorf("blueGreen releases Deployments only, not %s %s: use the canary strategy", ref.Kind, ref.Name) // the only strategy it refuses
 		}
 		switch ref.Kind {
 		case v1beta1.KindDeployment:
