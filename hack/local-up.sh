@@ -10,6 +10,8 @@
 #   LOCAL_RUN_DIR   run folder: certs, kubeconfigs, etcd data, pids, logs (default _output/local)
 #   ROLLOUT_SERVER  0 = control plane only (the e2e tests start our server themselves)
 #   KWOK_NODES      number of fake nodes (default 5)
+#   KCM_EXTRA_ARGS  extra kube-controller-manager flags, space separated (the controller
+#                   benchmark raises its client QPS, as large clusters do)
 #   KEEP_ON_FAILURE 1 = leave what started running when a later step fails (for debugging)
 #
 # Everything is written to LOCAL_RUN_DIR/env as shell assignments, for the other scripts
@@ -217,6 +219,7 @@ log "kube-apiserver ready ($(elapsed "${t0}"))"
 # --leader-elect=false: one instance; skips waiting for a Lease at start.
 # --use-service-account-credentials: each controller runs as its own ServiceAccount, as in a
 # real cluster, so RBAC problems show up here and not only in production.
+read -r -a kcm_extra_args <<<"${KCM_EXTRA_ARGS:-}"
 launch kube-controller-manager \
   --bind-address=127.0.0.1 \
   --secure-port="${KCM_PORT}" \
@@ -230,7 +233,7 @@ launch kube-controller-manager \
   --cluster-signing-key-file="${PKI}/ca.key" \
   --service-cluster-ip-range="${SERVICE_CIDR}" \
   --use-service-account-credentials=true \
-  --leader-elect=false
+  --leader-elect=false "${kcm_extra_args[@]}"
 launch kube-scheduler \
   --bind-address=127.0.0.1 \
   --secure-port="${SCHEDULER_PORT}" \

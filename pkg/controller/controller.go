@@ -116,6 +116,10 @@ type Config struct {
 	// its own, so that renewals never wait behind the workers' requests in
 	// KubeClient's rate limiter; default KubeClient.
 	LeaderElectionClient kubernetes.Interface
+	// EventClient records Events. It should be a client of its own too: a
+	// release of many workloads records thousands, and they must not delay
+	// the workers' writes in KubeClient's rate limiter; default KubeClient.
+	EventClient kubernetes.Interface
 	// Workers is how many Rollouts are reconciled at once; default 4.
 	Workers int
 	// LeaderElection makes only one replica act at a time.
@@ -213,6 +217,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.LeaderElectionClient == nil {
 		cfg.LeaderElectionClient = cfg.KubeClient
+	}
+	if cfg.EventClient == nil {
+		cfg.EventClient = cfg.KubeClient
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
@@ -352,7 +359,7 @@ func New(cfg Config) (*Controller, error) {
 	c.reconciler = &release.Reconciler{
 		Client:       cfg.RolloutClient,
 		Kube:         cfg.KubeClient,
-		Store:        newRolloutStore(c.rollouts),
+		Store:        newRolloutStore(c.rollouts, c.RolloutsOf),
 		Releasers:    releasers.For(c.deps),
 		Router:       cfg.TrafficRouter,
 		Analyzer:     cfg.Analyzer,
@@ -405,7 +412,7 @@ func (c *Controller) HasSynced() bool {
 func (c *Controller) Run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	c.broadcaster.StartStructuredLogging(3)
-	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cfg.KubeClient.CoreV1().Events("")})
+	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cfg.EventClient.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
 
 	if c.gatewayAPI != nil {

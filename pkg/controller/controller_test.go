@@ -38,6 +38,32 @@ func TestNewValidatesAndDefaults(t *testing.T) {
 	assert.False(t, c.HasSynced())
 }
 
+// TestRolloutsOfUsesTheWorkloadIndex: the lookup the webhook and every pass
+// use answers from the index, with only the Rollouts of that workload.
+func TestRolloutsOfUsesTheWorkloadIndex(t *testing.T) {
+	c, err := New(Config{RolloutClient: rolloutfake.NewClientset(), KubeClient: kubefake.NewClientset()})
+	require.NoError(t, err)
+	web := fakecluster.NewRollout("web", v1beta1.KindDeployment, "web")
+	webToo := fakecluster.NewRollout("web-too", v1beta1.KindDeployment, "web")
+	db := fakecluster.NewRollout("db", v1beta1.KindStatefulSet, "web")
+	other := fakecluster.NewRollout("api", v1beta1.KindDeployment, "api")
+	for _, ro := range []*v1beta1.Rollout{web, webToo, db, other} {
+		require.NoError(t, c.rolloutIndexer.Add(ro))
+	}
+	names := func(kind, name string) []string {
+		got, err := c.RolloutsOf(web.Namespace, kind, name)
+		require.NoError(t, err)
+		var out []string
+		for _, ro := range got {
+			out = append(out, ro.Name)
+		}
+		return out
+	}
+	assert.ElementsMatch(t, []string{"web", "web-too"}, names(v1beta1.KindDeployment, "web"))
+	assert.Equal(t, []string{"db"}, names(v1beta1.KindStatefulSet, "web"))
+	assert.Empty(t, names(v1beta1.KindDeployment, "gone"))
+}
+
 // TestRunWithLeaderElection runs the whole controller against fake clients:
 // it takes the Lease, puts the finalizer on the Rollout and the control label
 // on its workload, cleans up a workload whose Rollout is gone, and stops when
@@ -104,7 +130,8 @@ func TestRunWithLeaderElection(t *testing.T) {
 
 func TestRolloutStorePrefersNewerWrites(t *testing.T) {
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	store := newRolloutStore(rolloutlisters.NewRolloutLister(idx))
+	lister := rolloutlisters.NewRolloutLister(idx)
+	store := newRolloutStore(lister, workload.ListerLookup(lister))
 	cached := fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web")
 	cached.ResourceVersion = "10"
 	require.NoError(t, idx.Add(cached))

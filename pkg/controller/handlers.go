@@ -9,7 +9,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -55,9 +54,17 @@ func (c *Controller) rolloutHandler() cache.ResourceEventHandler {
 
 // referencing returns the Rollouts that reference a workload.
 func (c *Controller) referencing(namespace, kind, name string) []*v1beta1.Rollout {
+	out, _ := c.RolloutsOf(namespace, kind, name)
+	return out
+}
+
+// RolloutsOf returns the Rollouts of the cache that reference a workload (or a
+// routing object) of the given kind; it is a workload.RolloutLookup, which the
+// workload webhook uses on every replica.
+func (c *Controller) RolloutsOf(namespace, kind, name string) ([]*v1beta1.Rollout, error) {
 	objs, err := c.rolloutIndexer.ByIndex(workloadIndex, workloadIndexKey(namespace, kind, name))
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("looking up the Rollouts of %s %s/%s: %w", kind, namespace, name, err)
 	}
 	out := make([]*v1beta1.Rollout, 0, len(objs))
 	for _, obj := range objs {
@@ -65,7 +72,7 @@ func (c *Controller) referencing(namespace, kind, name string) []*v1beta1.Rollou
 			out = append(out, ro)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // enqueueReferencing queues the Rollouts of a workload, and of the workload
@@ -219,12 +226,13 @@ func (c *Controller) releaseOrphan(ctx context.Context, k *workload.Kind, meta m
 // that is not an integer; this one trusts the informer then.)
 type rolloutStore struct {
 	lister  rolloutlisters.RolloutLister
+	lookup  workload.RolloutLookup
 	mu      sync.Mutex
 	written map[string]*v1beta1.Rollout
 }
 
-func newRolloutStore(lister rolloutlisters.RolloutLister) *rolloutStore {
-	return &rolloutStore{lister: lister, written: map[string]*v1beta1.Rollout{}}
+func newRolloutStore(lister rolloutlisters.RolloutLister, lookup workload.RolloutLookup) *rolloutStore {
+	return &rolloutStore{lister: lister, lookup: lookup, written: map[string]*v1beta1.Rollout{}}
 }
 
 // Get implements release.Store.
@@ -254,9 +262,9 @@ func newerResourceVersion(a, b string) bool {
 	return errA == nil && errB == nil && x > y
 }
 
-// List implements release.Store.
-func (s *rolloutStore) List(namespace string) ([]*v1beta1.Rollout, error) {
-	return s.lister.Rollouts(namespace).List(labels.Everything())
+// Referencing implements release.Store.
+func (s *rolloutStore) Referencing(namespace, kind, name string) ([]*v1beta1.Rollout, error) {
+	return s.lookup(namespace, kind, name)
 }
 
 // Written implements release.Store.

@@ -23,13 +23,11 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/workload"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
-	rolloutlisters "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/listers/rollout/v1beta1"
 	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
 )
 
@@ -60,17 +58,17 @@ const ServerNamespace = "rollout-system"
 
 // Handler serves AdmissionReviews (admission.k8s.io/v1) for workload updates.
 type Handler struct {
-	rollouts  rolloutlisters.RolloutLister
+	rollouts  workload.RolloutLookup
 	hasSynced func() bool
 	client    versioned.Interface
 }
 
 // NewHandler returns the webhook handler. rollouts and hasSynced come from a
-// Rollout informer that runs on every replica (Controller.RolloutLister and
+// Rollout informer that runs on every replica (Controller.RolloutsOf and
 // Controller.HasSynced); until it has synced, client (if not nil) is asked
 // directly, and without it an update of a labelled workload is refused with
 // a message to retry, rather than let a release slip past the Rollout.
-func NewHandler(rollouts rolloutlisters.RolloutLister, hasSynced func() bool, client versioned.Interface) *Handler {
+func NewHandler(rollouts workload.RolloutLookup, hasSynced func() bool, client versioned.Interface) *Handler {
 	return &Handler{rollouts: rollouts, hasSynced: hasSynced, client: client}
 }
 
@@ -195,7 +193,7 @@ func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 func (h *Handler) activeRollout(ctx context.Context, namespace, kind string, meta metav1.Object) (string, error) {
 	name := meta.GetName()
 	if h.rollouts != nil && (h.hasSynced == nil || h.hasSynced()) {
-		list, err := h.rollouts.Rollouts(namespace).List(labels.Everything())
+		list, err := h.rollouts(namespace, kind, name)
 		if err != nil {
 			return "", fmt.Errorf("listing Rollouts from cache: %w", err)
 		}

@@ -100,13 +100,13 @@ func newDaemonSet(name, image string, maxUnavailable string) *appsv1.DaemonSet {
 	}
 }
 
-func listerOf(t *testing.T, rollouts ...*v1beta1.Rollout) rolloutlisters.RolloutLister {
+func listerOf(t *testing.T, rollouts ...*v1beta1.Rollout) workload.RolloutLookup {
 	t.Helper()
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	for _, ro := range rollouts {
 		require.NoError(t, idx.Add(ro))
 	}
-	return rolloutlisters.NewRolloutLister(idx)
+	return workload.ListerLookup(rolloutlisters.NewRolloutLister(idx))
 }
 
 func raw(t *testing.T, obj runtime.Object) runtime.RawExtension {

@@ -205,6 +205,10 @@ const (
 	leaderElectionBurst = 10
 	webhookQPS          = 100
 	webhookBurst        = 200
+	// A release records a handful of Events per step; a thousand releases at
+	// once must not take the workers' budget for pods and status.
+	eventQPS   = 50
+	eventBurst = 200
 )
 
 // addController builds the release controller and the workload webhook, and
@@ -232,6 +236,10 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	if err != nil {
 		return nil, fmt.Errorf("building host cluster client for leader election: %w", err)
 	}
+	eventClient, err := kubernetes.NewForConfig(limited(hostConfig, eventQPS, eventBurst, "rollout-controller-events"))
+	if err != nil {
+		return nil, fmt.Errorf("building host cluster client for Events: %w", err)
+	}
 	loopback := limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller")
 	rolloutClient, err := versioned.NewForConfig(loopback)
 	if err != nil {
@@ -243,7 +251,7 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	if err != nil {
 		return nil, fmt.Errorf("building loopback rollout client for the webhook: %w", err)
 	}
-	gatewayClient, err := gwclient.NewForConfig(rest.CopyConfig(hostConfig))
+	gatewayClient, err := gwclient.NewForConfig(limited(hostConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller"))
 	if err != nil {
 		return nil, fmt.Errorf("building Gateway API client: %w", err)
 	}
@@ -262,6 +270,7 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 		RolloutClient:        rolloutClient,
 		KubeClient:           kubeClient,
 		LeaderElectionClient: electionClient,
+		EventClient:          eventClient,
 		GatewayClient:        gatewayClient,
 		DynamicClient:        dynamicClient,
 		Workers:              o.Controller.Workers,
@@ -295,7 +304,7 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	failed := make(chan error, 1)
 	extra := &cfg.ExtraConfig
 	extra.NonAPIHandlers = map[string]http.Handler{
-		webhook.Path: webhook.NewHandler(ctrl.RolloutLister(), ctrl.HasSynced, webhookClient),
+		webhook.Path: webhook.NewHandler(ctrl.RolloutsOf, ctrl.HasSynced, webhookClient),
 	}
 	extra.PostStartHooks["start-rollout-controller"] = func(hookCtx genericapiserver.PostStartHookContext) error {
 		go runController(hookCtx, ctrl.Run, failed)

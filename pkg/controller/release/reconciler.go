@@ -60,8 +60,9 @@ const waitPoll = 5 * time.Second
 type Store interface {
 	// Get returns the Rollout, or an error for which apierrors.IsNotFound is true.
 	Get(namespace, name string) (*v1beta1.Rollout, error)
-	// List returns the Rollouts of a namespace.
-	List(namespace string) ([]*v1beta1.Rollout, error)
+	// Referencing returns the Rollouts that may reference a workload
+	// (workload.RolloutLookup).
+	Referencing(namespace, kind, name string) ([]*v1beta1.Rollout, error)
 	// Written is told about every Rollout the reconciler wrote, so that the
 	// next Get returns it even before the informer has delivered it.
 	Written(ro *v1beta1.Rollout)
@@ -265,7 +266,7 @@ func (r *Reconciler) workloadMissing(p *pass) {
 // ro (workload.ActiveRollout: the oldest active one): two Rollouts holding
 // one workload would fight over it.
 func (r *Reconciler) conflicting(ro *v1beta1.Rollout) (string, error) {
-	all, err := r.Store.List(ro.Namespace)
+	all, err := r.Store.Referencing(ro.Namespace, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name)
 	if err != nil {
 		return "", fmt.Errorf("listing Rollouts in %s: %w", ro.Namespace, err)
 	}
@@ -278,7 +279,7 @@ func (r *Reconciler) conflicting(ro *v1beta1.Rollout) (string, error) {
 // activeReferences counts the active Rollouts other than ro that reference
 // ro's workload; the workload keeps its control label while there are any.
 func (r *Reconciler) activeReferences(ro *v1beta1.Rollout) (int, error) {
-	all, err := r.Store.List(ro.Namespace)
+	all, err := r.Store.Referencing(ro.Namespace, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name)
 	if err != nil {
 		return 0, fmt.Errorf("listing Rollouts in %s: %w", ro.Namespace, err)
 	}

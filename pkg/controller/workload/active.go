@@ -1,9 +1,11 @@
 package workload
 
 import (
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
+	rolloutlisters "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/listers/rollout/v1beta1"
 )
 
 // This file is the one definition of "the active Rollout of a workload",
@@ -61,4 +63,19 @@ func olderThan(a, b *v1beta1.Rollout) bool {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
 	return a.Name < b.Name
+}
+
+// RolloutLookup returns the Rollouts of a namespace whose workloadRef may name
+// the workload kind/name: at least every one that does (ActiveRollout and
+// References sort them out). The controller answers from an index of its
+// Rollout cache, so neither a pass nor an admission review scans every
+// Rollout of a namespace that holds a thousand.
+type RolloutLookup func(namespace, kind, name string) ([]*v1beta1.Rollout, error)
+
+// ListerLookup is a RolloutLookup that lists the namespace: for tests and
+// callers without the index.
+func ListerLookup(l rolloutlisters.RolloutLister) RolloutLookup {
+	return func(namespace, _, _ string) ([]*v1beta1.Rollout, error) {
+		return l.Rollouts(namespace).List(labels.Everything())
+	}
 }

@@ -21,7 +21,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -305,9 +304,10 @@ func (s *Store) Get(namespace, name string) (*v1beta1.Rollout, error) {
 	return s.lister.Rollouts(namespace).Get(name)
 }
 
-// List returns the Rollouts of a namespace from the cache.
-func (s *Store) List(namespace string) ([]*v1beta1.Rollout, error) {
-	return s.lister.Rollouts(namespace).List(labels.Everything())
+// Referencing returns the Rollouts of a namespace from the cache (a
+// superset, as release.Store allows).
+func (s *Store) Referencing(namespace, kind, name string) ([]*v1beta1.Rollout, error) {
+	return workload.ListerLookup(s.lister)(namespace, kind, name)
 }
 
 // Written is a no-op: tests Refresh after every reconcile.

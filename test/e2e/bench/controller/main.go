@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +66,8 @@ type options struct {
 	idle, traffic, trafficWave          int
 	timeout                             time.Duration
 	serverArgs                          string
+	pprofDir                            string
+	kcmArgs                             string
 }
 
 type bench struct {
@@ -108,6 +111,9 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 16, "concurrent client requests when creating and updating")
 	flag.DurationVar(&o.timeout, "timeout", 40*time.Minute, "overall limit")
 	flag.StringVar(&o.serverArgs, "server-args", "", "extra rollout-apiserver flags, space separated")
+	flag.StringVar(&o.kcmArgs, "kcm-args", "--kube-api-qps=100 --kube-api-burst=200",
+		"extra kube-controller-manager flags; at client-go's 20 QPS a controller per kind, the Deployment and ReplicaSet controllers alone take ~10 min to roll 1,000 Deployments, so the plain baseline would measure their rate limiter (ignored with E2E_RUN_DIR)")
+	flag.StringVar(&o.pprofDir, "pprof", "", "folder for rollout-apiserver profiles: CPU over the first 30 s of the rollouts phase, heap after it and after the idle phase (go tool pprof -top FILE)")
 	flag.IntVar(&o.nice, "nice", 0, "nice value for the whole run (this process and everything it starts, or the reused control plane's processes), e.g. -10 on a machine other work keeps busy")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -128,6 +134,10 @@ func run(o options) (err error) {
 		if err := renice(os.Getpid(), o.nice); err != nil {
 			return fmt.Errorf("-nice %d: %w", o.nice, err)
 		}
+	}
+	// hack/local-up.sh reads it; the framework starts local-up.sh with this process's environment.
+	if err := os.Setenv("KCM_EXTRA_ARGS", o.kcmArgs); err != nil {
+		return err
 	}
 	setupCtx, setupCancel := context.WithTimeout(ctx, 5*time.Minute)
 	c, err := framework.Setup(setupCtx)
@@ -345,6 +355,7 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	}
 	defer w.stop()
 	b.updateCalls = nil
+	profiled := b.profile(ctx, "profile?seconds=30", "rollouts-cpu.pprof")
 	if err := b.updateImages(ctx, ns, names, "v2"); err != nil {
 		return err
 	}
@@ -363,6 +374,8 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	}
 	total := time.Since(start)
 	after := b.usage()
+	<-profiled
+	<-b.profile(ctx, "heap", "rollouts-heap.pprof")
 	b.rolloutsTotal = total
 	b.add("rollouts", "Deployments + Rollouts updated at once", fmt.Sprintf("%d (3 steps: 34%%, 67%%, 100%%, pause 0)", len(names)))
 	b.add("rollouts", "time to send the updates (through the webhook)", dur(updated))
@@ -890,6 +903,54 @@ func (b *bench) usage() usage {
 	return u
 }
 
+// profile saves rollout-apiserver's /debug/pprof/<what> into -pprof's folder as file, in
+// the background; the channel closes when it is done (at once without -pprof). A failed
+// profile is a note, not a failed run: the figures do not depend on it.
+func (b *bench) profile(ctx context.Context, what, file string) <-chan struct{} {
+	done := make(chan struct{})
+	if b.o.pprofDir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		err := func() error {
+			if err := os.MkdirAll(b.o.pprofDir, 0o755); err != nil {
+				return err
+			}
+			hc, err := rest.HTTPClientFor(b.s.RESTConfig())
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.s.URL+"/debug/pprof/"+what, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, data)
+			}
+			return os.WriteFile(filepath.Join(b.o.pprofDir, file), data, 0o644)
+		}()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if err != nil {
+			b.notes = append(b.notes, fmt.Sprintf("profile %s: %v", file, err))
+			return
+		}
+		b.notes = append(b.notes, "profile saved: "+filepath.Join(b.o.pprofDir, file))
+	}()
+	return done
+}
+
 // queueMetrics reads the rollout-controller work queue's counters from /metrics.
 func (b *bench) queueMetrics(u *usage) {
 	hc, err := rest.HTTPClientFor(b.s.RESTConfig())
@@ -985,6 +1046,7 @@ func (b *bench) phaseIdle(ctx context.Context) error {
 	// Let the last status writes and Events settle before reading the memory.
 	time.Sleep(10 * time.Second)
 	u := b.usage()
+	<-b.profile(ctx, "heap", "idle-heap.pprof")
 	b.idleRSSBytes, b.idleMeasured = u.rss, true
 	b.add("idle", "Rollouts + Deployments (0 replicas) created, all labelled", strconv.Itoa(len(names)))
 	b.add("idle", "rollout-apiserver RSS / peak", mib(u.rss)+" / "+mib(u.hwm))
@@ -1035,7 +1097,7 @@ func (b *bench) report() {
 	}
 	fmt.Printf("\n## rollout-apiserver controller benchmark, %s\n\n", time.Now().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("machine: %s, %d CPUs (%s), %s; %s\n", host, runtime.NumCPU(), model, memTotal(), runtime.Version())
-	fmt.Printf("cluster: local control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kwok with fake nodes); %d Deployments per phase, %d replicas each\n\n", b.o.n, b.o.replicas)
+	fmt.Printf("cluster: local control plane (kube-apiserver, kube-controller-manager %s, kube-scheduler, kwok with fake nodes); %d Deployments per phase, %d replicas each\n\n", b.o.kcmArgs, b.o.n, b.o.replicas)
 	fmt.Println("| phase | metric | value |")
 	fmt.Println("|---|---|---|")
 	for _, r := range b.rows {
