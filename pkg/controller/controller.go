@@ -314,6 +314,11 @@ func New(cfg Config) (*Controller, error) {
 
 	apps := c.kubeFactory.Apps().V1()
 	pods := c.kubeFactory.Core().V1().Pods()
+	for _, inf := range []cache.SharedIndexInformer{apps.ReplicaSets().Informer(), apps.ControllerRevisions().Informer()} {
+		if err := inf.AddIndexers(cache.Indexers{workload.ControllerIndex: workload.ControllerIndexFunc}); err != nil {
+			return nil, fmt.Errorf("controller: indexing by controller: %w", err)
+		}
+	}
 	c.deps = &workload.Deps{
 		Kube:                cfg.KubeClient,
 		Deployments:         apps.Deployments().Lister(),
@@ -322,9 +327,13 @@ func New(cfg Config) (*Controller, error) {
 		DaemonSets:          apps.DaemonSets().Lister(),
 		ControllerRevisions: apps.ControllerRevisions().Lister(),
 		Pods:                pods.Lister(),
-		Recorder:            recorder,
-		Expectations:        workload.NewExpectations(clock.RealClock{}),
-		Clock:               clock.RealClock{},
+		Owned: workload.OwnerIndexers{
+			ReplicaSets:         apps.ReplicaSets().Informer().GetIndexer(),
+			ControllerRevisions: apps.ControllerRevisions().Informer().GetIndexer(),
+		},
+		Recorder:     recorder,
+		Expectations: workload.NewExpectations(clock.RealClock{}),
+		Clock:        clock.RealClock{},
 	}
 	services := c.kubeFactory.Core().V1().Services()
 	if cfg.TrafficRouter == nil {

@@ -123,6 +123,8 @@ type Deps struct {
 	DaemonSets          appslisters.DaemonSetLister
 	ControllerRevisions appslisters.ControllerRevisionLister
 	Pods                corelisters.PodLister
+	// Owned finds a workload's ReplicaSets and ControllerRevisions by its UID.
+	Owned OwnerIndexers
 	// Recorder records Events on the Rollout for workload changes.
 	Recorder record.EventRecorder
 	// Expectations remembers writes the caches have not shown yet.

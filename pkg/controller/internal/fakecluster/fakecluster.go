@@ -154,7 +154,10 @@ func New(t testing.TB, objs ...runtime.Object) *Cluster {
 		}
 	}
 	newIndexer := func() cache.Indexer {
-		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{
+			cache.NamespaceIndex:     cache.MetaNamespaceIndexFunc,
+			workload.ControllerIndex: workload.ControllerIndexFunc,
+		})
 	}
 	c := &Cluster{
 		t:            t,
@@ -191,6 +194,7 @@ func New(t testing.TB, objs ...runtime.Object) *Cluster {
 		DaemonSets:          appslisters.NewDaemonSetLister(c.daemonSets),
 		ControllerRevisions: appslisters.NewControllerRevisionLister(c.revisions),
 		Pods:                corelisters.NewPodLister(c.pods),
+		Owned:               workload.OwnerIndexers{ReplicaSets: c.replicaSets, ControllerRevisions: c.revisions},
 		Recorder:            c.Recorder,
 		Expectations:        workload.NewExpectations(c.Clock),
 		Clock:               c.Clock,

@@ -16,7 +16,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -44,15 +43,9 @@ func (r *Releaser) get(ro *v1beta1.Rollout) (*appsv1.DaemonSet, error) {
 // The DaemonSet controller gives the revision of the current template the
 // highest number, even when it reuses an older one after a revert.
 func (r *Releaser) revisions(ds *appsv1.DaemonSet) ([]*appsv1.ControllerRevision, error) {
-	all, err := r.deps.ControllerRevisions.ControllerRevisions(ds.Namespace).List(labels.Everything())
+	owned, err := r.deps.ControllerRevisionsOf(ds.UID)
 	if err != nil {
 		return nil, fmt.Errorf("listing ControllerRevisions of DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
-	}
-	var owned []*appsv1.ControllerRevision
-	for _, cr := range all {
-		if workload.IsControlledBy(cr, ds.UID) {
-			owned = append(owned, cr)
-		}
 	}
 	sort.Slice(owned, func(i, j int) bool { return owned[i].Revision > owned[j].Revision })
 	return owned, nil

@@ -21,7 +21,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 
@@ -46,13 +45,13 @@ func getDeployment(deps *workload.Deps, ro *v1beta1.Rollout) (*appsv1.Deployment
 
 // ownedReplicaSets are the ReplicaSets whose controller is d.
 func ownedReplicaSets(deps *workload.Deps, d *appsv1.Deployment) ([]*appsv1.ReplicaSet, error) {
-	all, err := deps.ReplicaSets.ReplicaSets(d.Namespace).List(labels.Everything())
+	all, err := deps.ReplicaSetsOf(d.UID)
 	if err != nil {
 		return nil, fmt.Errorf("listing ReplicaSets of Deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	owned := make([]*appsv1.ReplicaSet, 0, len(all))
 	for _, rs := range all {
-		if workload.IsControlledBy(rs, d.UID) && rs.DeletionTimestamp == nil {
+		if rs.DeletionTimestamp == nil {
 			owned = append(owned, rs)
 		}
 	}
