@@ -171,6 +171,7 @@ type Controller struct {
 	kubeFactory    kubeinformers.SharedInformerFactory
 	rolloutIndexer cache.Indexer
 	rollouts       rolloutlisters.RolloutLister
+	store          *rolloutStore
 	synced         []cache.InformerSynced
 
 	deps        *workload.Deps
@@ -311,6 +312,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	c.rolloutIndexer = rolloutInformer.Informer().GetIndexer()
 	c.rollouts = rolloutInformer.Lister()
+	c.store = newRolloutStore(c.rollouts, c.RolloutsOf)
 
 	apps := c.kubeFactory.Apps().V1()
 	pods := c.kubeFactory.Core().V1().Pods()
@@ -368,7 +370,7 @@ func New(cfg Config) (*Controller, error) {
 	c.reconciler = &release.Reconciler{
 		Client:       cfg.RolloutClient,
 		Kube:         cfg.KubeClient,
-		Store:        newRolloutStore(c.rollouts, c.RolloutsOf),
+		Store:        c.store,
 		Releasers:    releasers.For(c.deps),
 		Router:       cfg.TrafficRouter,
 		Analyzer:     cfg.Analyzer,

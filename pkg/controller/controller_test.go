@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"strconv"
 	"testing"
 	"time"
 
@@ -384,4 +385,34 @@ func TestSyncWorkloadKeepsTheLabelWhileARolloutHoldsIt(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.syncWorkload(ctx, key))
 	assert.Empty(t, label(), "removed once the workload is handed back")
+}
+
+// TestRolloutStoreEchoes: a settled status write's own watch event is
+// recognised once; a user's write, a resync of the same version and an
+// unknown version are not, and a deleted Rollout leaves nothing behind.
+func TestRolloutStoreEchoes(t *testing.T) {
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	lister := rolloutlisters.NewRolloutLister(idx)
+	store := newRolloutStore(lister, workload.ListerLookup(lister))
+	at := func(rv string) *v1beta1.Rollout {
+		ro := fakecluster.NewRollout("ro", v1beta1.KindDeployment, "web")
+		ro.ResourceVersion = rv
+		return ro
+	}
+	store.Settled(at("11"))
+	store.Settled(at("12"))
+	assert.False(t, store.echo(at("13")), "a version the reconciler did not write")
+	assert.True(t, store.echo(at("11")))
+	assert.False(t, store.echo(at("11")), "each echo is recognised once: a resync of it is reconciled")
+	assert.True(t, store.echo(at("12")))
+	assert.Empty(t, store.settled)
+
+	for i := 0; i < 3*maxSettled; i++ {
+		store.Settled(at(strconv.Itoa(100 + i)))
+	}
+	assert.Len(t, store.settled["default/ro"], maxSettled, "bounded when events never come")
+	assert.True(t, store.echo(at(strconv.Itoa(100+3*maxSettled-2))))
+	assert.Len(t, store.settled["default/ro"], 1, "older versions are forgotten with the one delivered")
+	store.forget("default", "ro")
+	assert.Empty(t, store.settled)
 }

@@ -35,9 +35,11 @@ func (c *Controller) rolloutHandler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue,
 		UpdateFunc: func(oldObj, newObj any) {
-			enqueue(newObj)
 			oldRo, ok1 := oldObj.(*v1beta1.Rollout)
 			newRo, ok2 := newObj.(*v1beta1.Rollout)
+			if !ok2 || !c.store.echo(newRo) {
+				enqueue(newObj)
+			}
 			if ok1 && ok2 && oldRo.Spec.WorkloadRef != newRo.Spec.WorkloadRef {
 				// The workload it no longer references may need its label removed.
 				c.enqueue(workloadKeyPrefix + workloadIndexKey(oldRo.Namespace, oldRo.Spec.WorkloadRef.Kind, oldRo.Spec.WorkloadRef.Name))
@@ -46,6 +48,7 @@ func (c *Controller) rolloutHandler() cache.ResourceEventHandler {
 		DeleteFunc: func(obj any) {
 			enqueue(obj)
 			if ro, ok := unwrap(obj).(*v1beta1.Rollout); ok {
+				c.store.forget(ro.Namespace, ro.Name)
 				c.enqueue(workloadKeyPrefix + workloadIndexKey(ro.Namespace, ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name))
 			}
 		},
@@ -225,14 +228,18 @@ func (c *Controller) releaseOrphan(ctx context.Context, k *workload.Kind, meta m
 // (client-go's MutationCache does the same but panics on a resourceVersion
 // that is not an integer; this one trusts the informer then.)
 type rolloutStore struct {
-	lister  rolloutlisters.RolloutLister
-	lookup  workload.RolloutLookup
+	lister rolloutlisters.RolloutLister
+	lookup workload.RolloutLookup
+	// settled holds, per Rollout, the resourceVersions of the status writes
+	// whose watch events need no reconcile (release.Store.Settled); each is
+	// consumed by its event, and a key holds at most maxSettled.
+	settled map[string][]string
 	mu      sync.Mutex
 	written map[string]*v1beta1.Rollout
 }
 
 func newRolloutStore(lister rolloutlisters.RolloutLister, lookup workload.RolloutLookup) *rolloutStore {
-	return &rolloutStore{lister: lister, lookup: lookup, written: map[string]*v1beta1.Rollout{}}
+	return &rolloutStore{lister: lister, lookup: lookup, written: map[string]*v1beta1.Rollout{}, settled: map[string][]string{}}
 }
 
 // Get implements release.Store.
@@ -260,6 +267,54 @@ func newerResourceVersion(a, b string) bool {
 	x, errA := strconv.ParseUint(a, 10, 64)
 	y, errB := strconv.ParseUint(b, 10, 64)
 	return errA == nil && errB == nil && x > y
+}
+
+// maxSettled bounds the settled writes remembered per Rollout: a Sync writes
+// at most a few statuses back to back, and an event that never comes (a
+// relist skips versions) must not leave entries behind for ever.
+const maxSettled = 8
+
+// Settled implements release.Store.
+func (s *rolloutStore) Settled(ro *v1beta1.Rollout) {
+	key := ro.Namespace + "/" + ro.Name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	versions := append(s.settled[key], ro.ResourceVersion)
+	if len(versions) > maxSettled {
+		versions = versions[len(versions)-maxSettled:]
+	}
+	s.settled[key] = versions
+}
+
+// echo reports whether ro, as a watch event delivers it, is a settled status
+// write of the reconciler's own, and forgets it: any other version of the
+// Rollout (a user's change, a resync, a write of another replica) is not.
+func (s *rolloutStore) echo(ro *v1beta1.Rollout) bool {
+	key := ro.Namespace + "/" + ro.Name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	versions := s.settled[key]
+	for i, v := range versions {
+		if v == ro.ResourceVersion {
+			// Older versions than this one will not be delivered any more.
+			if rest := versions[i+1:]; len(rest) > 0 {
+				s.settled[key] = rest
+			} else {
+				delete(s.settled, key)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// forget drops what the store remembers of a deleted Rollout.
+func (s *rolloutStore) forget(namespace, name string) {
+	key := namespace + "/" + name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.settled, key)
+	delete(s.written, key)
 }
 
 // Referencing implements release.Store.

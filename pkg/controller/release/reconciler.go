@@ -66,6 +66,12 @@ type Store interface {
 	// Written is told about every Rollout the reconciler wrote, so that the
 	// next Get returns it even before the informer has delivered it.
 	Written(ro *v1beta1.Rollout)
+	// Settled is told about a status write that needs no reconcile when its
+	// watch event arrives: the Sync that wrote it acted on what it recorded,
+	// or asked to be requeued. A thousand releases write tens of thousands
+	// of statuses; reconciling each one's echo kept the workers busy for
+	// nothing.
+	Settled(ro *v1beta1.Rollout)
 }
 
 // ReleaserFunc picks the releaser for a Rollout's workload.
@@ -181,8 +187,18 @@ func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error
 		if err != nil {
 			return 0, errors.Join(syncErr, err)
 		}
-		if syncErr != nil || !p.decided || written == p.stored || chained == maxChainedPasses {
+		if written != p.stored && syncErr == nil {
+			// Its echo through the informer changes nothing this Sync does
+			// not handle: it acts on the record next, or requeues below.
+			r.Store.Settled(written)
+		}
+		if syncErr != nil || !p.decided || written == p.stored {
 			return p.requeue, syncErr
+		}
+		if chained == maxChainedPasses {
+			// A decision is recorded and not acted on yet.
+			p.after(time.Millisecond)
+			return p.requeue, nil
 		}
 		// The decision is stored now: act on it at once, from the Rollout the
 		// API server returned, instead of waiting for the write's watch event

@@ -317,6 +317,9 @@ func (s *Store) Referencing(namespace, kind, name string) ([]*v1beta1.Rollout, e
 // Written is a no-op: tests Refresh after every reconcile.
 func (s *Store) Written(*v1beta1.Rollout) {}
 
+// Settled is a no-op: tests reconcile until nothing changes, echoes or not.
+func (s *Store) Settled(*v1beta1.Rollout) {}
+
 // Rollout reads a Rollout from the fake API.
 func (c *Cluster) Rollout(name string) *v1beta1.Rollout {
 	c.t.Helper()
