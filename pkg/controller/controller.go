@@ -378,6 +378,8 @@ func New(cfg Config) (*Controller, error) {
 		Clock:        clock.RealClock{},
 		Expectations: c.deps.Expectations,
 		Observer:     cfg.Observer,
+
+		ObservationInterval: release.DefaultObservationInterval,
 	}
 
 	handlers := []struct {

@@ -98,6 +98,14 @@ type Reconciler struct {
 	Expectations *workload.Expectations
 	// Observer, if set, is told about reconciles and status writes.
 	Observer Observer
+
+	// ObservationInterval spaces out status writes that only report pod
+	// counts (DefaultObservationInterval); 0 writes every change.
+	ObservationInterval time.Duration
+
+	// lastWrites remembers when each Rollout's status was last written, to
+	// space out writes that only report pod counts.
+	lastWrites lastWrites
 }
 
 // pass is one reconcile of one Rollout.
@@ -161,6 +169,7 @@ func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error
 	ro, err := r.Store.Get(namespace, name)
 	if apierrors.IsNotFound(err) {
 		r.Expectations.Forget(key)
+		r.lastWrites.forget(key)
 		if r.Observer != nil {
 			r.Observer.Forget(namespace, name)
 		}
@@ -187,23 +196,27 @@ func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error
 		if err != nil {
 			return 0, errors.Join(syncErr, err)
 		}
-		if written != p.stored && syncErr == nil {
-			// Its echo through the informer changes nothing this Sync does
-			// not handle: it acts on the record next, or requeues below.
-			r.Store.Settled(written)
-		}
-		if syncErr != nil || !p.decided || written == p.stored {
+		if syncErr != nil || written == p.stored {
 			return p.requeue, syncErr
 		}
+		// Its echo through the informer needs no reconcile: this Sync acts on
+		// what it wrote next, or requeues below.
+		r.Store.Settled(written)
+		if !p.decided && onlyObservations(&p.ro.Status, p.status) {
+			// Pod counts only: nothing for a pass to act on.
+			return p.requeue, nil
+		}
 		if chained == maxChainedPasses {
-			// A decision is recorded and not acted on yet.
+			// Something is recorded and not acted on yet.
 			p.after(time.Millisecond)
 			return p.requeue, nil
 		}
-		// The decision is stored now: act on it at once, from the Rollout the
-		// API server returned, instead of waiting for the write's watch event
-		// to come back through the queue. This is still record, then act: the
-		// next pass reads exactly what was written.
+		// What the pass recorded is stored now (a decision, or any change
+		// beyond pod counts, which a later pass may act on: an applied
+		// promote, an abort, a new phase): act on it at once, from the Rollout
+		// the API server returned, instead of waiting for the write's watch
+		// event to come back through the queue. This is still record, then
+		// act: the next pass reads exactly what was written.
 		p = newPass(written, metav1.NewTime(r.Clock.Now()))
 	}
 }
@@ -432,7 +445,15 @@ func (r *Reconciler) addFinalizer(ctx context.Context, ro *v1beta1.Rollout) erro
 func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout, error) {
 	mirrorStep(p.status)
 	written := p.stored
+	key := p.stored.Namespace + "/" + p.stored.Name
 	if !apiequality.Semantic.DeepEqual(&p.ro.Status, p.status) {
+		if len(p.events) == 0 && onlyObservations(&p.ro.Status, p.status) {
+			if wait := r.lastWrites.wait(key, r.Clock.Now(), r.ObservationInterval); wait > 0 {
+				// Pod counts only: written with the next change, or in wait.
+				p.after(wait)
+				return written, nil
+			}
+		}
 		ro := p.stored.DeepCopy()
 		ro.Status = *storedStatus(p.stored, p.status)
 		updated, err := r.Client.RolloutV1beta1().Rollouts(ro.Namespace).UpdateStatus(ctx, ro, metav1.UpdateOptions{})
@@ -440,6 +461,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout
 			return nil, fmt.Errorf("updating status of Rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 		}
 		r.Store.Written(updated)
+		r.lastWrites.wrote(key, r.Clock.Now())
 		written = updated
 		if r.Observer != nil {
 			r.Observer.StatusWritten(p.ro, &p.ro.Status, p.status, r.Clock.Now())
