@@ -219,8 +219,12 @@ log "kube-apiserver ready ($(elapsed "${t0}"))"
 # --leader-elect=false: one instance; skips waiting for a Lease at start.
 # --use-service-account-credentials: each controller runs as its own ServiceAccount, as in a
 # real cluster, so RBAC problems show up here and not only in production.
+# --kube-api-content-type: protobuf, its default, named so that the namespace controller's
+# discovery and metadata LISTs of rollout.kruise.io are known to run in protobuf (the e2e
+# namespace deletion test relies on it).
 read -r -a kcm_extra_args <<<"${KCM_EXTRA_ARGS:-}"
 launch kube-controller-manager \
+  --kube-api-content-type=application/vnd.kubernetes.protobuf \
   --bind-address=127.0.0.1 \
   --secure-port="${KCM_PORT}" \
   --cert-dir="${RUN_DIR}/pki/controller-manager-generated" \

@@ -16,6 +16,10 @@ if [[ -z "${CODEGEN_PKG}" || ! -f "${CODEGEN_PKG}/kube_codegen.sh" ]]; then
 fi
 BOILERPLATE="${ROOT}/hack/boilerplate.go.txt"
 
+# Protobuf first: go-to-protobuf writes the protobuf struct tags into
+# types.go, which the generators below read.
+"${ROOT}/hack/update-protobuf.sh"
+
 # shellcheck source=/dev/null
 source "${CODEGEN_PKG}/kube_codegen.sh"
 
@@ -35,9 +39,13 @@ kube::codegen::gen_openapi \
     --boilerplate "${BOILERPLATE}" \
     "${ROOT}/pkg/apis"
 
+# The clientset asks for protobuf (falling back to JSON) unless its
+# rest.Config names a content type: the server serves protobuf for Rollouts
+# and the action kinds (hack/update-protobuf.sh).
 kube::codegen::gen_client \
     --with-watch \
     --with-applyconfig \
+    --prefers-protobuf \
     --output-dir "${ROOT}/pkg/generated" \
     --output-pkg "${MODULE}/pkg/generated" \
     --boilerplate "${BOILERPLATE}" \

@@ -9,7 +9,7 @@ trap 'rm -rf "${TMP}"' EXIT
 
 # Copy the sources (not bin/ or _output/) and generate there.
 tar -C "${ROOT}" --exclude=./bin --exclude=./_output --exclude=./.git -cf - . | tar -C "${TMP}" -xf -
-(cd "${TMP}" && ./hack/update-codegen.sh >/dev/null)
+(cd "${TMP}" && PROTO_TOOLS_BIN="${ROOT}/_output/bin" ./hack/update-codegen.sh >/dev/null)
 
 status=0
 for path in pkg hack/api-rules-violations.list; do

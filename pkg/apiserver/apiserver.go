@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
@@ -64,7 +63,6 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("building rollout storage: %w", err)
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(rollout.GroupName, Scheme, metav1.ParameterCodec, Codecs)
-	group.NegotiatedSerializer = withoutProtobuf{group.NegotiatedSerializer}
 	group.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = storage.Map(&v1beta1.Rollout{})
 	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage.Map(&v1alpha1.Rollout{})
 	if err := generic.InstallAPIGroup(&group); err != nil {
@@ -89,23 +87,4 @@ func (c CompletedConfig) New() (*Server, error) {
 		}
 	}
 	return &Server{GenericAPIServer: generic}, nil
-}
-
-// withoutProtobuf serves every media type of the codec factory except
-// protobuf: the Rollout types have no protobuf encoding, and clients that
-// prefer protobuf (the namespace controller's delete-collection among them)
-// must be told so at negotiation and fall back to JSON, not fail with a 406.
-type withoutProtobuf struct {
-	runtime.NegotiatedSerializer
-}
-
-// SupportedMediaTypes lists the codec factory's media types less protobuf.
-func (s withoutProtobuf) SupportedMediaTypes() []runtime.SerializerInfo {
-	var out []runtime.SerializerInfo
-	for _, info := range s.NegotiatedSerializer.SupportedMediaTypes() {
-		if info.MediaType != runtime.ContentTypeProtobuf {
-			out = append(out, info)
-		}
-	}
-	return out
 }

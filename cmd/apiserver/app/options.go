@@ -17,6 +17,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	basecompatibility "k8s.io/component-base/compatibility"
 	netutils "k8s.io/utils/net"
@@ -126,6 +127,13 @@ func NewServerOptions() *ServerOptions {
 	// Objects are stored as v1beta1 whatever version a client used.
 	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
+	// Objects are stored as protobuf: against JSON a stored Rollout is 31%
+	// smaller, 3x faster to encode and 6x faster to decode, and CBOR is slower
+	// than JSON here (docs/storage.md has the figures). Objects that an older
+	// server wrote as JSON are still read (the storage decoder recognizes
+	// JSON, YAML and protobuf) and become protobuf at their next write;
+	// --storage-media-type=application/json keeps writing JSON.
+	o.RecommendedOptions.Etcd.DefaultStorageMediaType = runtime.ContentTypeProtobuf
 	// Self-signed serving certificates stay in memory: on disk under the
 	// working directory they were committed once, and the generic server
 	// reuses a key pair it finds there, so a published key would serve TLS.
@@ -286,6 +294,22 @@ func (o *ServerOptions) GenericConfig() (*genericapiserver.RecommendedConfig, er
 	registry := compatibility.DefaultComponentGlobalsRegistry
 	cfg.FeatureGate = registry.FeatureGateFor(basecompatibility.DefaultKubeComponent)
 	cfg.EffectiveVersion = registry.EffectiveVersionFor(basecompatibility.DefaultKubeComponent)
+
+	// --storage-media-type picks the storage codec: the generic options use
+	// it only in kube-apiserver's storage factory, not for the codec that
+	// NewRecommendedOptions was given. Its decoder recognizes JSON, YAML and
+	// protobuf, whatever the media type written, so objects stored before a
+	// change of media type are still read.
+	storageCodec, _, err := serverstorage.NewStorageCodec(serverstorage.StorageCodecConfig{
+		StorageMediaType:  o.RecommendedOptions.Etcd.DefaultStorageMediaType,
+		StorageSerializer: apiserver.Codecs,
+		StorageVersion:    v1beta1.SchemeGroupVersion,
+		MemoryVersion:     schema.GroupVersion{Group: v1beta1.GroupName, Version: runtime.APIVersionInternal},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage codec for --storage-media-type: %w", err)
+	}
+	o.RecommendedOptions.Etcd.StorageConfig.Codec = storageCodec
 
 	o.RecommendedOptions.Authorization.AlwaysAllowPaths = withRequiredAlwaysAllowPaths(
 		o.RecommendedOptions.Authorization.AlwaysAllowPaths)

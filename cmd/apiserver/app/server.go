@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -211,6 +212,17 @@ const (
 	eventBurst = 200
 )
 
+// preferProtobuf makes a client of our own API, and the informers built on
+// it, talk protobuf: the cheapest encoding to encode and decode (see
+// docs/storage.md), with JSON accepted for errors from proxies on the way.
+// The generated clientset already prefers protobuf when the config names no
+// content type; this holds even if the loopback config comes to name one.
+func preferProtobuf(c *rest.Config) *rest.Config {
+	c.ContentType = runtime.ContentTypeProtobuf
+	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	return c
+}
+
 // addController builds the release controller and the workload webhook, and
 // adds them to the server: the controller starts from a post-start hook, once
 // the server serves the Rollouts it watches through the loopback client. Its
@@ -236,18 +248,22 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	if err != nil {
 		return nil, fmt.Errorf("building host cluster client for leader election: %w", err)
 	}
+<<<<<<< HEAD
 	eventClient, err := kubernetes.NewForConfig(limited(hostConfig, eventQPS, eventBurst, "rollout-controller-events"))
 	if err != nil {
 		return nil, fmt.Errorf("building host cluster client for Events: %w", err)
 	}
 	loopback := limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller")
+=======
+	loopback := preferProtobuf(limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller"))
+>>>>>>> proto
 	rolloutClient, err := versioned.NewForConfig(loopback)
 	if err != nil {
 		return nil, fmt.Errorf("building loopback rollout client: %w", err)
 	}
 	// The webhook's fresh reads must not wait behind the controller's
 	// requests: its caller, kube-apiserver, gives it a few seconds.
-	webhookClient, err := versioned.NewForConfig(limited(cfg.GenericConfig.LoopbackClientConfig, webhookQPS, webhookBurst, "rollout-workload-webhook"))
+	webhookClient, err := versioned.NewForConfig(preferProtobuf(limited(cfg.GenericConfig.LoopbackClientConfig, webhookQPS, webhookBurst, "rollout-workload-webhook")))
 	if err != nil {
 		return nil, fmt.Errorf("building loopback rollout client for the webhook: %w", err)
 	}

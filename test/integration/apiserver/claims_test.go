@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -13,8 +14,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 
 	"github.com/rollout-apiserver/rollout-apiserver/cmd/apiserver/app"
+	rolloutapiserver "github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
 	"github.com/rollout-apiserver/rollout-apiserver/test/integration/framework"
 )
@@ -131,12 +134,19 @@ func etcdClient(t *testing.T, s *framework.Server) *clientv3.Client {
 	return c
 }
 
+// etcdValue is the object stored at key, as JSON whatever the storage
+// encoding (protobuf by default): written back, a JSON value is read too.
 func etcdValue(ctx context.Context, t *testing.T, c *clientv3.Client, key string) string {
 	t.Helper()
 	resp, err := c.Get(ctx, key)
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1, "key %s", key)
-	return string(resp.Kvs[0].Value)
+	obj, gvk, err := rolloutapiserver.Codecs.UniversalDeserializer().Decode(resp.Kvs[0].Value, nil, nil)
+	require.NoError(t, err, "decoding %s", key)
+	obj.GetObjectKind().SetGroupVersionKind(*gvk)
+	var out bytes.Buffer
+	require.NoError(t, jsonserializer.NewSerializerWithOptions(jsonserializer.DefaultMetaFactory, rolloutapiserver.Scheme, rolloutapiserver.Scheme, jsonserializer.SerializerOptions{}).Encode(obj, &out))
+	return out.String()
 }
 
 // waitGone waits until the server no longer serves the Rollout.

@@ -62,10 +62,17 @@ func TestRoundTripTypes(t *testing.T) {
 	roundtrip.RoundTripTestForAPIGroup(t, install.Install, fuzzer.Funcs)
 }
 
-// TestRoundTripExternalTypes sends random versioned objects through JSON.
+// TestRoundTripProtobufTypes is TestRoundTripTypes through protobuf, the
+// encoding of generated.pb.go: internal → vN → protobuf → vN → internal.
+func TestRoundTripProtobufTypes(t *testing.T) {
+	roundtrip.RoundTripProtobufTestForAPIGroup(t, install.Install, fuzzer.Funcs)
+}
+
+// TestRoundTripExternalTypes sends random versioned objects through JSON,
+// YAML, CBOR and protobuf.
 func TestRoundTripExternalTypes(t *testing.T) {
 	scheme, codecs := newScheme()
-	roundtrip.RoundTripExternalTypesWithoutProtobuf(t, scheme, codecs, newFiller(t, codecs), nil)
+	roundtrip.RoundTripExternalTypes(t, scheme, codecs, newFiller(t, codecs), nil)
 }
 
 // TestRoundTripToUnstructured checks that JSON and CBOR agree about every

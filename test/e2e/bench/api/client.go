@@ -26,6 +26,7 @@ type target struct {
 	group   string
 	version string
 	hc      *http.Client
+	accept  string // Accept of reads; empty: JSON (protobuf.go)
 }
 
 func (t *target) apiVersion() string { return t.group + "/" + t.version }
@@ -97,7 +98,7 @@ func (t *target) do(ctx context.Context, method, u string, body []byte, contentT
 	if err != nil {
 		return response{}, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", t.acceptHeader())
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "rollout-bench-api")
 	if body != nil {

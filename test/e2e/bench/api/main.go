@@ -197,6 +197,7 @@ type bench struct {
 	ours   *target
 	crd    *target
 	direct *target
+	oursPB *target // ours through the aggregator, read in protobuf (protobuf.go)
 	k8sVer string
 }
 
@@ -249,6 +250,7 @@ func newBench(ctx context.Context, o *options, c *framework.Cluster) (*bench, er
 	b.ours = &target{key: "ours", label: "ours (aggregated)", base: host, group: "rollout.kruise.io", version: "v1beta1", hc: kasHC}
 	b.crd = &target{key: "crd", label: "Kruise CRD", base: host, group: "rollouts.kruise.io", version: "v1beta1", hc: kasHC}
 	b.direct = &target{key: "direct", label: "ours direct", base: b.srv.URL, group: "rollout.kruise.io", version: "v1beta1", hc: directHC}
+	b.oursPB = protobufTarget(b.ours)
 	b.kas = b.crd
 
 	if resp, err := b.kas.do(ctx, http.MethodGet, host+"/version", nil, ""); err == nil {
@@ -314,7 +316,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	rep.objBytes = b.objectSizes(ctx)
 
 	// --- get: 4 rounds, the first target rotating per round ------------------------------
-	order := []*target{b.ours, b.crd, b.direct}
+	order := []*target{b.ours, b.crd, b.direct, b.oursPB}
 	idx := randomIndexes(1, o.gets, o.n)
 	const rounds = 4
 	logf("get: %d random GETs per path, %d workers, %d interleaved rounds", o.gets, o.getWorkers, rounds)
@@ -334,7 +336,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 
 	// --- list: per iteration, the first target rotates; CRD first in iteration 0 --------
-	order = []*target{b.crd, b.ours, b.direct}
+	order = []*target{b.crd, b.ours, b.direct, b.oursPB}
 	logf("list: all %d objects, %d times per path, unpaginated and limit=%d", o.n, o.lists, o.page)
 	for i := range o.lists {
 		for _, t := range rotate(order, i) {
@@ -365,7 +367,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	rep.mem2 = b.procs.mem()
 
 	// --- watch: ours first in patch 0, then rotating -------------------------------------
-	order = []*target{b.ours, b.crd, b.direct}
+	order = []*target{b.ours, b.crd, b.direct, b.oursPB}
 	ns := benchNamespace(0, o.namespaces)
 	perNS := o.n / o.namespaces
 	watchers := map[*target]*watcher{}

@@ -146,7 +146,7 @@ func listAll(ctx context.Context, t *target, r *result, limit int, count bool) {
 		if limit <= 0 {
 			break
 		}
-		m, err := topLevelListMeta(resp.body)
+		m, err := t.listMeta(resp.body)
 		if err != nil {
 			r.fail(err)
 			return
@@ -164,14 +164,12 @@ func listAll(ctx context.Context, t *target, r *result, limit int, count bool) {
 	if count {
 		n := 0
 		for _, p := range pages {
-			var l struct {
-				Items []json.RawMessage `json:"items"`
-			}
-			if err := json.Unmarshal(p, &l); err != nil {
-				r.fail(fmt.Errorf("decoding list page: %w", err))
+			items, err := t.countItems(p)
+			if err != nil {
+				r.fail(err)
 				return
 			}
-			n += len(l.Items)
+			n += items
 		}
 		r.items = n
 	}
@@ -202,7 +200,7 @@ func openWatch(ctx context.Context, t *target, ns string) (*watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := topLevelListMeta(resp.body)
+	m, err := t.listMeta(resp.body)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +211,7 @@ func openWatch(ctx context.Context, t *target, ns string) (*watcher, error) {
 		cancel()
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", t.acceptHeader())
 	req.Header.Set("User-Agent", "rollout-bench-api")
 	hresp, err := t.hc.Do(req)
 	if err != nil {
@@ -226,6 +224,10 @@ func openWatch(ctx context.Context, t *target, ns string) (*watcher, error) {
 		return nil, fmt.Errorf("watch %s: HTTP %d", t.coll(ns), hresp.StatusCode)
 	}
 	w := &watcher{t: t, events: make(chan watchEvent, 100000), cancel: cancel, done: make(chan struct{})}
+	if t.protobuf() {
+		go w.readProtobufWatch(func() bool { return wctx.Err() != nil }, hresp.Body)
+		return w, nil
+	}
 	go func() {
 		defer close(w.done)
 		defer hresp.Body.Close()
@@ -334,4 +336,15 @@ func retry(ctx context.Context, timeout time.Duration, fn func() error) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// jsonItems counts the items of a JSON list page.
+func jsonItems(page []byte) (int, error) {
+	var l struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(page, &l); err != nil {
+		return 0, fmt.Errorf("decoding list page: %w", err)
+	}
+	return len(l.Items), nil
 }

@@ -397,7 +397,7 @@ func (r *report) details() string {
 
 // markdown is the console output: machine line, the table and the details.
 func (r *report) markdown() string {
-	return r.header() + "\n" + r.table() + "\n" + r.details()
+	return r.header() + "\n" + r.table() + "\n" + r.protobufTable() + "\n" + r.details()
 }
 
 func (r *report) header() string {
@@ -504,6 +504,9 @@ func (r *report) docsSection() string {
 	fmt.Fprintf(&buf, "### Results\n\n")
 	buf.WriteString(r.table())
 	fmt.Fprintf(&buf, "\nRatios are ours / CRD; for times, bytes, CPU and memory lower is better, for objects/s higher.\n\n")
+	if pb := r.protobufTable(); pb != "" {
+		buf.WriteString(pb + "\n")
+	}
 	buf.WriteString(r.details())
 	fmt.Fprintf(&buf, "\n### Reading it\n\n")
 	buf.WriteString(r.interpretation())

@@ -75,6 +75,7 @@ func newRollouts(c *RolloutV1beta1Client, namespace string) *rollouts {
 			namespace,
 			func() *rolloutv1beta1.Rollout { return &rolloutv1beta1.Rollout{} },
 			func() *rolloutv1beta1.RolloutList { return &rolloutv1beta1.RolloutList{} },
+			gentype.PrefersProtobuf[*rolloutv1beta1.Rollout](),
 		),
 	}
 }
@@ -83,6 +84,7 @@ func newRollouts(c *RolloutV1beta1Client, namespace string) *rollouts {
 func (c *rollouts) Promote(ctx context.Context, rolloutName string, rolloutPromote *rolloutv1beta1.RolloutPromote, opts v1.CreateOptions) (result *rolloutv1beta1.Rollout, err error) {
 	result = &rolloutv1beta1.Rollout{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("rollouts").
 		Name(rolloutName).
@@ -98,6 +100,7 @@ func (c *rollouts) Promote(ctx context.Context, rolloutName string, rolloutPromo
 func (c *rollouts) Pause(ctx context.Context, rolloutName string, rolloutPause *rolloutv1beta1.RolloutPause, opts v1.CreateOptions) (result *rolloutv1beta1.Rollout, err error) {
 	result = &rolloutv1beta1.Rollout{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("rollouts").
 		Name(rolloutName).
@@ -113,6 +116,7 @@ func (c *rollouts) Pause(ctx context.Context, rolloutName string, rolloutPause *
 func (c *rollouts) Resume(ctx context.Context, rolloutName string, rolloutResume *rolloutv1beta1.RolloutResume, opts v1.CreateOptions) (result *rolloutv1beta1.Rollout, err error) {
 	result = &rolloutv1beta1.Rollout{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("rollouts").
 		Name(rolloutName).
@@ -128,6 +132,7 @@ func (c *rollouts) Resume(ctx context.Context, rolloutName string, rolloutResume
 func (c *rollouts) Abort(ctx context.Context, rolloutName string, rolloutAbort *rolloutv1beta1.RolloutAbort, opts v1.CreateOptions) (result *rolloutv1beta1.Rollout, err error) {
 	result = &rolloutv1beta1.Rollout{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("rollouts").
 		Name(rolloutName).
@@ -143,6 +148,7 @@ func (c *rollouts) Abort(ctx context.Context, rolloutName string, rolloutAbort *
 func (c *rollouts) Retry(ctx context.Context, rolloutName string, rolloutRetry *rolloutv1beta1.RolloutRetry, opts v1.CreateOptions) (result *rolloutv1beta1.Rollout, err error) {
 	result = &rolloutv1beta1.Rollout{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("rollouts").
 		Name(rolloutName).
