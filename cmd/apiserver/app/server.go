@@ -248,15 +248,11 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	if err != nil {
 		return nil, fmt.Errorf("building host cluster client for leader election: %w", err)
 	}
-<<<<<<< HEAD
 	eventClient, err := kubernetes.NewForConfig(limited(hostConfig, eventQPS, eventBurst, "rollout-controller-events"))
 	if err != nil {
 		return nil, fmt.Errorf("building host cluster client for Events: %w", err)
 	}
-	loopback := limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller")
-=======
 	loopback := preferProtobuf(limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller"))
->>>>>>> proto
 	rolloutClient, err := versioned.NewForConfig(loopback)
 	if err != nil {
 		return nil, fmt.Errorf("building loopback rollout client: %w", err)
