@@ -3,8 +3,8 @@ package controller
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
