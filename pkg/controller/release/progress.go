@@ -298,7 +298,9 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 			p.event(corev1.EventTypeNormal, "StepUpgraded", "Step %d/%d: %d pods of revision %s are ready", index, n, desired, cs.CanaryRevision)
 
 		case v1beta1.CanaryStepStateTrafficRouting:
-			if !p.stepRecorded() {
+			// Without a traffic routing the state moves nothing: no record
+			// to wait for (a write per step saved for most Rollouts).
+			if routes(ro) && !p.stepRecorded() {
 				p.status.Message = fmt.Sprintf("Step %d/%d: routing traffic to revision %s", index, n, cs.CanaryRevision)
 				p.recorded()
 				return nil
@@ -316,14 +318,15 @@ func (r *Reconciler) runSteps(ctx context.Context, p *pass) error {
 			r.setState(p, v1beta1.CanaryStepStateMetricsAnalysis)
 
 		case v1beta1.CanaryStepStateMetricsAnalysis:
-			if !p.stepRecorded() {
-				p.status.Message = fmt.Sprintf("Step %d/%d: checking metrics of revision %s", index, n, cs.CanaryRevision)
-				p.recorded()
-				return nil
-			}
 			analysis := ro.Spec.Strategy.Canary.Analysis
 			if step != nil && step.Analysis != nil {
 				analysis = step.Analysis
+			}
+			// Without checks the state queries nothing: no record to wait for.
+			if analysis != nil && len(analysis.Metrics) > 0 && !p.stepRecorded() {
+				p.status.Message = fmt.Sprintf("Step %d/%d: checking metrics of revision %s", index, n, cs.CanaryRevision)
+				p.recorded()
+				return nil
 			}
 			out, err := r.Analyzer.Analyze(ctx, &AnalysisContext{Rollout: ro, Step: index, Analysis: analysis, Results: p.status.AnalysisResults, Now: p.now.Time})
 			if err != nil {
@@ -447,4 +450,11 @@ func (r *Reconciler) pauseForAnalysis(ctx context.Context, p *pass, why string) 
 	p.event(corev1.EventTypeWarning, "AnalysisPaused", "%s", message)
 	klog.InfoS("Release paused by metric checks", "rollout", klog.KObj(p.ro), "step", cs.CurrentStepIndex, "reason", why)
 	return nil
+}
+
+// routes reports whether ro's steps move traffic at all: without a traffic
+// routing, the TrafficRouting state of a step has no side effect.
+func routes(ro *v1beta1.Rollout) bool {
+	c := ro.Spec.Strategy.Canary
+	return c != nil && len(c.TrafficRoutings) > 0
 }
