@@ -283,6 +283,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	rep.idleSample(b.procs, o.settle)
 	rep.mem0 = b.procs.mem()
+	rep.heap0 = b.heapInUse(ctx)
 
 	// --- create: ABBA halves (CRD, ours, ours, CRD). Each block is bracketed by memory
 	// readings, so a process's growth is charged to the API whose objects it took in. ------
@@ -311,6 +312,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		logf("  %-18s %.0f objects/s, p50 %s, p99 %s, errors %d", t.label, float64(r.ops)/r.wall.Seconds(), r.lat.pct(50), r.lat.pct(99), r.errs)
 	}
 	rep.mem1 = b.procs.mem()
+	rep.heap1 = b.heapInUse(ctx)
 	rep.objBytes = b.objectSizes(ctx)
 
 	// --- get: 4 rounds, the first target rotating per round ------------------------------
@@ -363,6 +365,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	rep.idleSample(b.procs, o.settle)
 	rep.mem2 = b.procs.mem()
+	rep.heap2 = b.heapInUse(ctx)
 
 	// --- watch: ours first in patch 0, then rotating -------------------------------------
 	order = []*target{b.ours, b.crd, b.direct}
@@ -429,6 +432,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	time.Sleep(o.settle)
 	rep.mem3 = b.procs.mem()
+	rep.heap3 = b.heapInUse(ctx)
 	rep.loadEnd = loadAvg()
 	return rep, nil
 }
