@@ -66,6 +66,11 @@ type ServerOptions struct {
 	// may cost.
 	Metrics MetricsOptions
 
+	// MemoryLimit is the Go runtime's soft memory limit (a quantity, "0" for
+	// none); empty derives it from the container's memory limit unless
+	// GOMEMLIMIT is set (see applyMemoryLimit).
+	MemoryLimit string
+
 	// embeddedStorageID is the cluster ID of the embedded etcd once it
 	// started ("" with --etcd-servers); see controller.LeaderElectionConfig.
 	embeddedStorageID string
@@ -150,6 +155,9 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 		"Data directory of the embedded etcd; required when --etcd-servers is empty. Keep it outside any source checkout.")
 	fs.DurationVar(&o.EtcdDefragInterval, "etcd-defrag-interval", o.EtcdDefragInterval,
 		"How often the embedded etcd gives back the space that compaction freed (writes wait while it runs); 0 never. Ignored with --etcd-servers.")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit,
+		"Soft limit of the Go heap (e.g. 900Mi): the garbage collector works harder near it instead of letting the heap double. "+
+			"Empty: GOMEMLIMIT if set, else 85% of the container's (cgroup's) memory limit, else none. 0: no limit.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
@@ -210,6 +218,9 @@ func (o *ServerOptions) Validate() error {
 	}
 	if o.EtcdDefragInterval < 0 {
 		errs = append(errs, fmt.Errorf("--etcd-defrag-interval must not be negative, got %s", o.EtcdDefragInterval))
+	}
+	if _, _, err := memoryLimit(o.MemoryLimit, "", 0); err != nil {
+		errs = append(errs, err)
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay-duration must not be negative, got %s", o.ShutdownDelay))
