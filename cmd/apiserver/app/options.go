@@ -71,6 +71,11 @@ type ServerOptions struct {
 	// GOMEMLIMIT is set (see applyMemoryLimit).
 	MemoryLimit string
 
+	// TrustFrontProxyAuthorization allows requests authenticated by the
+	// front-proxy certificate (proxied by the aggregator, which authorized
+	// them) without a SubjectAccessReview; see frontproxy.go. Off by default.
+	TrustFrontProxyAuthorization bool
+
 	// embeddedStorageID is the cluster ID of the embedded etcd once it
 	// started ("" with --etcd-servers); see controller.LeaderElectionConfig.
 	embeddedStorageID string
@@ -158,6 +163,9 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit,
 		"Soft limit of the Go heap (e.g. 900Mi): the garbage collector works harder near it instead of letting the heap double. "+
 			"Empty: GOMEMLIMIT if set, else 85% of the container's (cgroup's) memory limit, else none. 0: no limit.")
+	fs.BoolVar(&o.TrustFrontProxyAuthorization, "trust-front-proxy-authorization", o.TrustFrontProxyAuthorization,
+		"Do not authorize again the requests that kube-apiserver's aggregator authorized and forwarded (authenticated by the front-proxy client certificate): "+
+			"saves a SubjectAccessReview per distinct object read. Every other caller (direct clients, the webhook's caller, impersonated identities) is still authorized by SubjectAccessReview.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
@@ -302,6 +310,11 @@ func (o *ServerOptions) GenericConfig() (*genericapiserver.RecommendedConfig, er
 		o.RecommendedOptions.Authorization.AlwaysAllowPaths)
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, fmt.Errorf("applying server options: %w", err)
+	}
+	if o.TrustFrontProxyAuthorization {
+		if err := trustFrontProxyAuthorization(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if !o.UsesEmbeddedEtcd() {
 		// An outage of a shared external etcd would fail /livez on every
