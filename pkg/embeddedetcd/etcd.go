@@ -50,6 +50,11 @@ type Server struct {
 	stopDefrag context.CancelFunc
 	defragDone chan struct{}
 	stopOnce   sync.Once
+
+	// inProcess is the stores' client (storage.go); compactMu guards its
+	// compactor.
+	inProcess inProcess
+	compactMu sync.Mutex
 }
 
 // Start brings up etcd with its data in cfg.DataDir, listening on a unix
@@ -215,6 +220,11 @@ func (s *Server) Stop() {
 			s.stopDefrag()
 			<-s.defragDone
 		}
+		s.compactMu.Lock()
+		if s.inProcess.stop != nil {
+			s.inProcess.stop()
+		}
+		s.compactMu.Unlock()
 		s.etcd.Close()
 		_ = os.RemoveAll(s.socketDir)
 		klog.InfoS("Embedded etcd stopped")

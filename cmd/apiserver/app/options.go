@@ -49,6 +49,9 @@ type ServerOptions struct {
 	EtcdDataDir string
 	// EtcdDefragInterval is how often the embedded etcd is defragmented.
 	EtcdDefragInterval time.Duration
+	// EtcdInProcessClient has the stores call the embedded etcd in-process
+	// rather than over its socket (embeddedetcd.Server.RESTOptionsGetter).
+	EtcdInProcessClient bool
 
 	// Controller configures the embedded release controller.
 	Controller ControllerOptions
@@ -75,6 +78,9 @@ type ServerOptions struct {
 	// front-proxy certificate (proxied by the aggregator, which authorized
 	// them) without a SubjectAccessReview; see frontproxy.go. Off by default.
 	TrustFrontProxyAuthorization bool
+
+	// embeddedEtcd is the started embedded etcd (nil with --etcd-servers).
+	embeddedEtcd *embeddedetcd.Server
 
 	// embeddedStorageID is the cluster ID of the embedded etcd once it
 	// started ("" with --etcd-servers); see controller.LeaderElectionConfig.
@@ -116,6 +122,8 @@ func NewServerOptions() *ServerOptions {
 		// directory the binary ran from, a git checkout included.
 		EtcdDataDir:        "",
 		EtcdDefragInterval: embeddedetcd.DefaultDefragInterval,
+		// In-process by default: no gRPC marshalling or socket per request.
+		EtcdInProcessClient: true,
 		Metrics: MetricsOptions{
 			QueryTimeout:     10 * time.Second,
 			MaxResponseBytes: 1 << 20,
@@ -166,6 +174,8 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.TrustFrontProxyAuthorization, "trust-front-proxy-authorization", o.TrustFrontProxyAuthorization,
 		"Do not authorize again the requests that kube-apiserver's aggregator authorized and forwarded (authenticated by the front-proxy client certificate): "+
 			"saves a SubjectAccessReview per distinct object read. Every other caller (direct clients, the webhook's caller, impersonated identities) is still authorized by SubjectAccessReview.")
+	fs.BoolVar(&o.EtcdInProcessClient, "etcd-in-process-client", o.EtcdInProcessClient,
+		"Have the API's stores call the embedded etcd in-process instead of through its unix socket (no gRPC encoding per request); false is for comparisons. Ignored with --etcd-servers.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
@@ -310,6 +320,9 @@ func (o *ServerOptions) GenericConfig() (*genericapiserver.RecommendedConfig, er
 		o.RecommendedOptions.Authorization.AlwaysAllowPaths)
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, fmt.Errorf("applying server options: %w", err)
+	}
+	if o.embeddedEtcd != nil && o.EtcdInProcessClient {
+		cfg.RESTOptionsGetter = o.embeddedEtcd.RESTOptionsGetter(cfg.RESTOptionsGetter, o.RecommendedOptions.Etcd.EnableWatchCache)
 	}
 	if o.TrustFrontProxyAuthorization {
 		if err := trustFrontProxyAuthorization(cfg); err != nil {

@@ -87,6 +87,7 @@ func Prepare(ctx context.Context, o *ServerOptions) (*Instance, error) {
 			return nil, err
 		}
 		instance.etcd = etcd
+		o.embeddedEtcd = etcd
 		o.embeddedStorageID = etcd.ClusterID()
 		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
 	}
