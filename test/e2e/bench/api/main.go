@@ -45,6 +45,7 @@ type options struct {
 	pprofPhases                  string
 	controller                   bool
 	oursEtcd                     string
+	oursArgs                     string
 	keep                         bool
 	nice                         int
 	stopGrace                    time.Duration
@@ -75,6 +76,7 @@ func parseFlags() *options {
 	flag.StringVar(&o.pprofPhases, "pprof-phases", "create,get,list,watch", "phases to profile, comma separated")
 	flag.BoolVar(&o.controller, "controller", false, "keep our server's embedded release controller on (off by default: the CRD side has no controller either)")
 	flag.StringVar(&o.oursEtcd, "ours-etcd", "embedded", "our server's storage: embedded (its own in-process etcd, the default install) or external (the control plane's etcd, which runs with --unsafe-no-fsync)")
+	flag.StringVar(&o.oursArgs, "ours-args", "", "extra flags for our server, space separated (e.g. \"--etcd-in-process-client=false\" or \"--memory-limit=300Mi\" to compare settings); named in the report")
 	flag.DurationVar(&o.stopGrace, "stop-grace", 20*time.Second, "how long our server gets to exit after SIGTERM at the end (then SIGKILL)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run folder (logs) after the run")
 	flag.IntVar(&o.nice, "nice", 0, "set this nice value (-20..19; below 0 needs root) on this process before anything starts, so the control plane, our server and the client all inherit it: on a machine busy with other work, a negative value keeps the run's processes from being starved (all of them equally, so the comparison stays fair)")
@@ -221,6 +223,7 @@ func newBench(ctx context.Context, o *options, c *framework.Cluster) (*bench, er
 	default:
 		return nil, fmt.Errorf("-ours-etcd must be embedded or external, not %q", o.oursEtcd)
 	}
+	extra = append(extra, strings.Fields(o.oursArgs)...)
 	logf("starting rollout-apiserver %s", strings.Join(extra, " "))
 	if b.srv, err = c.StartServer(ctx, framework.ServerOptions{ExtraArgs: extra}); err != nil {
 		return nil, err

@@ -483,6 +483,9 @@ func (r *report) docsSection() string {
 	fmt.Fprintf(&buf, "- **Machine**: %s. Load average %s at the start, %s at the end (other work shares this machine; the ratios, taken from interleaved blocks, are steadier than the absolute times).\n", machine(), r.loadStart, r.loadEnd)
 	fmt.Fprintf(&buf, "- **Kubernetes**: %s (kube-apiserver, etcd, controller-manager, scheduler, kwok from `make tools`), all on 127.0.0.1.\n", b.k8sVer)
 	fmt.Fprintf(&buf, "- **Our server**: `bin/rollout-apiserver`, %s etcd, release controller %s", o.oursEtcd, onOff(o.controller))
+	if o.oursArgs != "" {
+		fmt.Fprintf(&buf, ", extra flags `%s`", o.oursArgs)
+	}
 	if !o.controller {
 		fmt.Fprintf(&buf, " (the CRD side has no controller either)")
 	}
