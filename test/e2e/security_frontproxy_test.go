@@ -62,6 +62,7 @@ func TestSecurityTrustFrontProxyAuthorization(t *testing.T) {
 		headers http.Header
 		want    int
 	}{
+		{name: "through the aggregator, the admin is served", cfg: c.Config, path: rollouts(readable), want: http.StatusOK},
 		{name: "through the aggregator, a user allowed by the cluster is served", cfg: asViewer, path: rollouts(readable), want: http.StatusOK},
 		{name: "through the aggregator, the same user elsewhere is refused by kube-apiserver", cfg: asViewer, path: rollouts(other), want: http.StatusForbidden},
 		{name: "directly, a cluster identity without rights gets 403", cfg: noRights, path: rollouts(readable), want: http.StatusForbidden},
