@@ -37,7 +37,9 @@ func TestSecurityTrustFrontProxyAuthorization(t *testing.T) {
 	t.Cleanup(func() { _ = s.Kill() })
 
 	readable, other := c.NewNamespace(t), c.NewNamespace(t)
-	const viewer = "e2e-trust-viewer"
+	// A cluster identity of its own (a client certificate, no impersonation), bound to
+	// rollout-viewer in one namespace only.
+	const viewer = webhookCaller
 	kc, err := kubernetes.NewForConfig(c.Config)
 	require.NoError(t, err)
 	_, err = kc.RbacV1().RoleBindings(readable).Create(ctx, &rbacv1.RoleBinding{
@@ -48,9 +50,10 @@ func TestSecurityTrustFrontProxyAuthorization(t *testing.T) {
 	require.NoError(t, err, "bind rollout-viewer in %s", readable)
 
 	rollouts := func(ns string) string { return "/apis/rollout.kruise.io/v1beta1/namespaces/" + ns + "/rollouts" }
-	asViewer := rest.CopyConfig(c.Config)
-	asViewer.Impersonate = rest.ImpersonationConfig{UserName: viewer, Groups: []string{"system:authenticated"}}
 	pki := c.Env["PKI_DIR"]
+	asViewer := rest.CopyConfig(c.Config)
+	asViewer.CertData, asViewer.KeyData = nil, nil
+	asViewer.CertFile, asViewer.KeyFile = filepath.Join(pki, "webhook-caller.crt"), filepath.Join(pki, "webhook-caller.key")
 	noRights := &rest.Config{Host: s.URL, TLSClientConfig: rest.TLSClientConfig{CAFile: s.CAFile,
 		CertFile: filepath.Join(pki, "webhook-caller.crt"), KeyFile: filepath.Join(pki, "webhook-caller.key")}}
 	forged := http.Header{"X-Remote-User": {"kubernetes-admin"}, "X-Remote-Group": {"system:masters"}}
@@ -65,8 +68,9 @@ func TestSecurityTrustFrontProxyAuthorization(t *testing.T) {
 		{name: "through the aggregator, the admin is served", cfg: c.Config, path: rollouts(readable), want: http.StatusOK},
 		{name: "through the aggregator, a user allowed by the cluster is served", cfg: asViewer, path: rollouts(readable), want: http.StatusOK},
 		{name: "through the aggregator, the same user elsewhere is refused by kube-apiserver", cfg: asViewer, path: rollouts(other), want: http.StatusForbidden},
-		{name: "directly, a cluster identity without rights gets 403", cfg: noRights, path: rollouts(readable), want: http.StatusForbidden},
-		{name: "directly, front-proxy headers without the front-proxy certificate count for nothing", cfg: noRights, path: rollouts(readable), headers: forged, want: http.StatusForbidden},
+		{name: "directly, a cluster identity without rights there gets 403", cfg: noRights, path: rollouts(other), want: http.StatusForbidden},
+		{name: "directly, front-proxy headers without the front-proxy certificate count for nothing", cfg: noRights, path: rollouts(other), headers: forged, want: http.StatusForbidden},
+		{name: "directly, the same identity is served where the cluster allows it", cfg: noRights, path: rollouts(readable), want: http.StatusOK},
 		{name: "directly, the admin is served", cfg: s.RESTConfig(), path: rollouts(readable), want: http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
