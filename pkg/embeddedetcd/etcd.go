@@ -50,6 +50,11 @@ type Server struct {
 	stopDefrag context.CancelFunc
 	defragDone chan struct{}
 	stopOnce   sync.Once
+
+	// inProcess is the stores' client (storage.go); compactMu guards its
+	// compactor.
+	inProcess inProcess
+	compactMu sync.Mutex
 }
 
 // Start brings up etcd with its data in cfg.DataDir, listening on a unix
@@ -124,6 +129,18 @@ func socketURL(path string) *url.URL {
 // with nothing else. Size the data volume at about twice this (docs/install.md).
 const QuotaBackendBytes = 2 << 30 // 2 GiB
 
+// SnapshotCount is how many applied entries trigger a snapshot, after which
+// etcd drops all but SnapshotCatchUpEntries of its in-memory raft log. Every
+// entry holds a whole written object (a few KiB of JSON for a Rollout), so
+// etcd's defaults (10,000 and 5,000) keep up to 15,000 writes, ~45 MB for
+// 2 KiB Rollouts, on the heap. A single member has no follower to catch up,
+// and its snapshots are cheap (the keys live in the bbolt file, a snapshot
+// records only the raft state), so small values cost little.
+const (
+	SnapshotCount          = 2000
+	SnapshotCatchUpEntries = 500
+)
+
 // newConfig is the embedded etcd's configuration: one member on unix
 // sockets, no JSON gateway (a second, HTTP door to every key that bypasses
 // the API server's authorization), and a bounded database.
@@ -141,6 +158,8 @@ func newConfig(dataDir string, clientURL, peerURL *url.URL) *embed.Config {
 	cfg.LogLevel = "warn"
 	cfg.EnableGRPCGateway = false
 	cfg.QuotaBackendBytes = QuotaBackendBytes
+	cfg.SnapshotCount = SnapshotCount
+	cfg.SnapshotCatchUpEntries = SnapshotCatchUpEntries
 	// The generic server compacts every few minutes
 	// (--etcd-compaction-interval); etcd's own compaction would only
 	// duplicate that work.
@@ -201,6 +220,11 @@ func (s *Server) Stop() {
 			s.stopDefrag()
 			<-s.defragDone
 		}
+		s.compactMu.Lock()
+		if s.inProcess.stop != nil {
+			s.inProcess.stop()
+		}
+		s.compactMu.Unlock()
 		s.etcd.Close()
 		_ = os.RemoveAll(s.socketDir)
 		klog.InfoS("Embedded etcd stopped")

@@ -25,6 +25,9 @@ func TestConfigIsLockedDown(t *testing.T) {
 	require.Len(t, cfg.ListenClientUrls, 1)
 	assert.Equal(t, "unix:///run/x/etcd.sock", cfg.ListenClientUrls[0].String())
 	assert.Empty(t, cfg.ListenPeerUrls)
+	// A short in-memory raft log: each entry holds a whole object.
+	assert.Equal(t, uint64(SnapshotCount), cfg.SnapshotCount)
+	assert.Equal(t, uint64(SnapshotCatchUpEntries), cfg.SnapshotCatchUpEntries)
 }
 
 // TestReachableOnlyThroughItsSocket starts the embedded etcd and checks what

@@ -50,6 +50,9 @@ type ServerOptions struct {
 	EtcdDataDir string
 	// EtcdDefragInterval is how often the embedded etcd is defragmented.
 	EtcdDefragInterval time.Duration
+	// EtcdInProcessClient has the stores call the embedded etcd in-process
+	// rather than over its socket (embeddedetcd.Server.RESTOptionsGetter).
+	EtcdInProcessClient bool
 
 	// Controller configures the embedded release controller.
 	Controller ControllerOptions
@@ -66,6 +69,19 @@ type ServerOptions struct {
 	// Metrics configures where metric checks may connect and what one query
 	// may cost.
 	Metrics MetricsOptions
+
+	// MemoryLimit is the Go runtime's soft memory limit (a quantity, "0" for
+	// none); empty derives it from the container's memory limit unless
+	// GOMEMLIMIT is set (see applyMemoryLimit).
+	MemoryLimit string
+
+	// TrustFrontProxyAuthorization allows requests authenticated by the
+	// front-proxy certificate (proxied by the aggregator, which authorized
+	// them) without a SubjectAccessReview; see frontproxy.go. Off by default.
+	TrustFrontProxyAuthorization bool
+
+	// embeddedEtcd is the started embedded etcd (nil with --etcd-servers).
+	embeddedEtcd *embeddedetcd.Server
 
 	// embeddedStorageID is the cluster ID of the embedded etcd once it
 	// started ("" with --etcd-servers); see controller.LeaderElectionConfig.
@@ -107,6 +123,8 @@ func NewServerOptions() *ServerOptions {
 		// directory the binary ran from, a git checkout included.
 		EtcdDataDir:        "",
 		EtcdDefragInterval: embeddedetcd.DefaultDefragInterval,
+		// In-process by default: no gRPC marshalling or socket per request.
+		EtcdInProcessClient: true,
 		Metrics: MetricsOptions{
 			QueryTimeout:     10 * time.Second,
 			MaxResponseBytes: 1 << 20,
@@ -158,6 +176,14 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 		"Data directory of the embedded etcd; required when --etcd-servers is empty. Keep it outside any source checkout.")
 	fs.DurationVar(&o.EtcdDefragInterval, "etcd-defrag-interval", o.EtcdDefragInterval,
 		"How often the embedded etcd gives back the space that compaction freed (writes wait while it runs); 0 never. Ignored with --etcd-servers.")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit,
+		"Soft limit of the Go heap (e.g. 900Mi): the garbage collector works harder near it instead of letting the heap double. "+
+			"Empty: GOMEMLIMIT if set, else 85% of the container's (cgroup's) memory limit, else none. 0: no limit.")
+	fs.BoolVar(&o.TrustFrontProxyAuthorization, "trust-front-proxy-authorization", o.TrustFrontProxyAuthorization,
+		"Do not authorize again the requests that kube-apiserver's aggregator authorized and forwarded (authenticated by the front-proxy client certificate): "+
+			"saves a SubjectAccessReview per distinct object read. Every other caller (direct clients, the webhook's caller, impersonated identities) is still authorized by SubjectAccessReview.")
+	fs.BoolVar(&o.EtcdInProcessClient, "etcd-in-process-client", o.EtcdInProcessClient,
+		"Have the API's stores call the embedded etcd in-process instead of through its unix socket (no gRPC encoding per request); false is for comparisons. Ignored with --etcd-servers.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS,
 		"Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.BoolVar(&o.Controller.Enabled, "enable-controller", o.Controller.Enabled,
@@ -218,6 +244,9 @@ func (o *ServerOptions) Validate() error {
 	}
 	if o.EtcdDefragInterval < 0 {
 		errs = append(errs, fmt.Errorf("--etcd-defrag-interval must not be negative, got %s", o.EtcdDefragInterval))
+	}
+	if _, _, err := memoryLimit(o.MemoryLimit, "", 0); err != nil {
+		errs = append(errs, err)
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay-duration must not be negative, got %s", o.ShutdownDelay))
@@ -315,6 +344,14 @@ func (o *ServerOptions) GenericConfig() (*genericapiserver.RecommendedConfig, er
 		o.RecommendedOptions.Authorization.AlwaysAllowPaths)
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, fmt.Errorf("applying server options: %w", err)
+	}
+	if o.embeddedEtcd != nil && o.EtcdInProcessClient {
+		cfg.RESTOptionsGetter = o.embeddedEtcd.RESTOptionsGetter(cfg.RESTOptionsGetter, o.RecommendedOptions.Etcd.EnableWatchCache)
+	}
+	if o.TrustFrontProxyAuthorization {
+		if err := trustFrontProxyAuthorization(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if !o.UsesEmbeddedEtcd() {
 		// An outage of a shared external etcd would fail /livez on every

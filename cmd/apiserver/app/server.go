@@ -59,6 +59,9 @@ given), and runs the controller that releases workloads step by step.`,
 
 // Run starts the server with Prepare and serves until ctx is done.
 func Run(ctx context.Context, o *ServerOptions) error {
+	if _, err := applyMemoryLimit(o.MemoryLimit); err != nil {
+		return err
+	}
 	instance, err := Prepare(ctx, o)
 	if err != nil {
 		return err
@@ -85,6 +88,7 @@ func Prepare(ctx context.Context, o *ServerOptions) (*Instance, error) {
 			return nil, err
 		}
 		instance.etcd = etcd
+		o.embeddedEtcd = etcd
 		o.embeddedStorageID = etcd.ClusterID()
 		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
 	}

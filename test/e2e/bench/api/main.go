@@ -45,6 +45,7 @@ type options struct {
 	pprofPhases                  string
 	controller                   bool
 	oursEtcd                     string
+	oursArgs                     string
 	keep                         bool
 	nice                         int
 	stopGrace                    time.Duration
@@ -75,6 +76,7 @@ func parseFlags() *options {
 	flag.StringVar(&o.pprofPhases, "pprof-phases", "create,get,list,watch", "phases to profile, comma separated")
 	flag.BoolVar(&o.controller, "controller", false, "keep our server's embedded release controller on (off by default: the CRD side has no controller either)")
 	flag.StringVar(&o.oursEtcd, "ours-etcd", "embedded", "our server's storage: embedded (its own in-process etcd, the default install) or external (the control plane's etcd, which runs with --unsafe-no-fsync)")
+	flag.StringVar(&o.oursArgs, "ours-args", "", "extra flags for our server, space separated (e.g. \"--etcd-in-process-client=false\" or \"--memory-limit=300Mi\" to compare settings); named in the report")
 	flag.DurationVar(&o.stopGrace, "stop-grace", 20*time.Second, "how long our server gets to exit after SIGTERM at the end (then SIGKILL)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run folder (logs) after the run")
 	flag.IntVar(&o.nice, "nice", 0, "set this nice value (-20..19; below 0 needs root) on this process before anything starts, so the control plane, our server and the client all inherit it: on a machine busy with other work, a negative value keeps the run's processes from being starved (all of them equally, so the comparison stays fair)")
@@ -222,6 +224,7 @@ func newBench(ctx context.Context, o *options, c *framework.Cluster) (*bench, er
 	default:
 		return nil, fmt.Errorf("-ours-etcd must be embedded or external, not %q", o.oursEtcd)
 	}
+	extra = append(extra, strings.Fields(o.oursArgs)...)
 	logf("starting rollout-apiserver %s", strings.Join(extra, " "))
 	if b.srv, err = c.StartServer(ctx, framework.ServerOptions{ExtraArgs: extra}); err != nil {
 		return nil, err
@@ -285,6 +288,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	rep.idleSample(b.procs, o.settle)
 	rep.mem0 = b.procs.mem()
+	rep.heap0 = b.heapInUse(ctx)
 
 	// --- create: ABBA halves (CRD, ours, ours, CRD). Each block is bracketed by memory
 	// readings, so a process's growth is charged to the API whose objects it took in. ------
@@ -313,6 +317,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		logf("  %-18s %.0f objects/s, p50 %s, p99 %s, errors %d", t.label, float64(r.ops)/r.wall.Seconds(), r.lat.pct(50), r.lat.pct(99), r.errs)
 	}
 	rep.mem1 = b.procs.mem()
+	rep.heap1 = b.heapInUse(ctx)
 	rep.objBytes = b.objectSizes(ctx)
 
 	// --- get: 4 rounds, the first target rotating per round ------------------------------
@@ -365,6 +370,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	rep.idleSample(b.procs, o.settle)
 	rep.mem2 = b.procs.mem()
+	rep.heap2 = b.heapInUse(ctx)
 
 	// --- watch: ours first in patch 0, then rotating -------------------------------------
 	order = []*target{b.ours, b.crd, b.direct, b.oursPB}
@@ -431,6 +437,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	time.Sleep(o.settle)
 	rep.mem3 = b.procs.mem()
+	rep.heap3 = b.heapInUse(ctx)
 	rep.loadEnd = loadAvg()
 	return rep, nil
 }

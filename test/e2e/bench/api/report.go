@@ -16,6 +16,8 @@ type report struct {
 	results map[string]*result // phase/target key
 	// memory readings: after warm-up, after the creates, after the LISTs, at the end
 	mem0, mem1, mem2, mem3 memSnap
+	// Go heap in use of kube-apiserver and our server at the same four points (heap.go)
+	heap0, heap1, heap2, heap3 heapSnap
 	// RSS growth over each API's create blocks (kube-apiserver, etcd, rollout-apiserver)
 	growth             map[string]memSnap
 	objBytes           objectSizes
@@ -347,6 +349,7 @@ func (r *report) details() string {
 			mib(m.s.kasRSS), mib(m.s.kasFile), mib(m.s.kasHWM), mib(m.s.etcdRSS), mib(m.s.etcdFile), mib(m.s.etcdHWM),
 			mib(m.s.oursRSS), mib(m.s.oursFile), mib(m.s.oursHWM))
 	}
+	buf.WriteString(r.heapDetails())
 	gO, gC := r.growth["ours"], r.growth["crd"]
 	fmt.Fprintf(&buf, "\nRSS growth over each API's create blocks (file-backed part in brackets): ours: kube-apiserver %s, etcd %s, rollout-apiserver %s (%s); CRD: kube-apiserver %s (%s), etcd %s (%s), rollout-apiserver %s.\n",
 		fmtMiB(float64(gO.kasRSS)), fmtMiB(float64(gO.etcdRSS)), fmtMiB(float64(gO.oursRSS)), fmtMiB(float64(gO.oursFile)),
@@ -480,6 +483,9 @@ func (r *report) docsSection() string {
 	fmt.Fprintf(&buf, "- **Machine**: %s. Load average %s at the start, %s at the end (other work shares this machine; the ratios, taken from interleaved blocks, are steadier than the absolute times).\n", machine(), r.loadStart, r.loadEnd)
 	fmt.Fprintf(&buf, "- **Kubernetes**: %s (kube-apiserver, etcd, controller-manager, scheduler, kwok from `make tools`), all on 127.0.0.1.\n", b.k8sVer)
 	fmt.Fprintf(&buf, "- **Our server**: `bin/rollout-apiserver`, %s etcd, release controller %s", o.oursEtcd, onOff(o.controller))
+	if o.oursArgs != "" {
+		fmt.Fprintf(&buf, ", extra flags `%s`", o.oursArgs)
+	}
 	if !o.controller {
 		fmt.Fprintf(&buf, " (the CRD side has no controller either)")
 	}
