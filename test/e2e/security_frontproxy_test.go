@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,8 +39,12 @@ func TestSecurityTrustFrontProxyAuthorization(t *testing.T) {
 
 	readable, other := c.NewNamespace(t), c.NewNamespace(t)
 	// A cluster identity of its own (a client certificate, no impersonation), bound to
-	// rollout-viewer in one namespace only.
+	// rollout-viewer in one namespace only. The role comes from the deploy manifests; the
+	// control plane does not have it unless an earlier test applied them, and a binding to
+	// a missing ClusterRole grants nothing (kube-apiserver answers 403 "clusterrole not found").
 	const viewer = webhookCaller
+	_, err = c.KubectlCmd(ctx, "apply", "-f", filepath.Join(c.RootDir, "artifacts", "deploy", "30-rbac-users.yaml"))
+	require.NoError(t, err, "apply the user roles")
 	kc, err := kubernetes.NewForConfig(c.Config)
 	require.NoError(t, err)
 	_, err = kc.RbacV1().RoleBindings(readable).Create(ctx, &rbacv1.RoleBinding{
@@ -48,6 +53,10 @@ func TestSecurityTrustFrontProxyAuthorization(t *testing.T) {
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: viewer}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err, "bind rollout-viewer in %s", readable)
+	framework.Eventually(t, 30*time.Second, 500*time.Millisecond, "the viewer's binding to take effect", func(ctx context.Context) (bool, string) {
+		out, err := c.KubectlCmd(ctx, "auth", "can-i", "list", "rollouts.rollout.kruise.io", "-n", readable, "--as", viewer)
+		return err == nil && strings.TrimSpace(out) == "yes", out
+	})
 
 	rollouts := func(ns string) string { return "/apis/rollout.kruise.io/v1beta1/namespaces/" + ns + "/rollouts" }
 	pki := c.Env["PKI_DIR"]
@@ -76,6 +85,10 @@ func TestSecurityTrustFrontProxyAuthorization(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The binding reaches kube-apiserver's RBAC cache within moments.
 			framework.Eventually(t, 30*time.Second, 500*time.Millisecond, tc.name, func(ctx context.Context) (bool, string) {
+				// Each attempt has its own deadline, so the last state reported on failure
+				// is the last answer, not the overall deadline cutting an attempt short.
+				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
 				status, body := trustGet(ctx, t, tc.cfg, tc.path, tc.headers)
 				return status == tc.want, body
 			})
