@@ -88,6 +88,7 @@ type bench struct {
 	// figures for the goals table
 	plainTotal, rolloutsTotal     time.Duration
 	plainUpdateP99, webhookP99    time.Duration
+	webhookCalls                  histogram // kube-apiserver's calls to our webhook in the rollouts phase
 	promotePatchedP99             time.Duration
 	routedP99                     time.Duration
 	trafficMeasured               bool
@@ -356,11 +357,20 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	defer w.stop()
 	b.updateCalls = nil
 	profiled := b.profile(ctx, "profile?seconds=30", "rollouts-cpu.pprof")
+	callsBefore, err := b.webhookLatency(ctx)
+	if err != nil {
+		return err
+	}
 	if err := b.updateImages(ctx, ns, names, "v2"); err != nil {
 		return err
 	}
 	updated := time.Since(start)
 	b.webhookP99 = pct(b.updateCalls, 99)
+	callsAfter, err := b.webhookLatency(ctx)
+	if err != nil {
+		return err
+	}
+	b.webhookCalls = callsAfter.minus(callsBefore)
 	if len(b.webhookErrors) > 0 {
 		b.notes = append(b.notes, "webhook failures, e.g.: "+b.webhookErrors[0])
 	}
@@ -381,6 +391,8 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	b.add("rollouts", "time to send the updates (through the webhook)", dur(updated))
 	b.add("rollouts", "updates refused by a failed webhook call (sent again)", strconv.FormatInt(b.webhookFailures.Load(), 10))
 	b.add("rollouts", "Deployment update round trip p50 / p99 (through the webhook, under controller load)", fmt.Sprintf("%s / %s", ms(pct(b.updateCalls, 50)), ms(pct(b.updateCalls, 99))))
+	b.add("rollouts", "webhook calls as kube-apiserver timed them: p50 / p99 (share ≤ 100 ms)", fmt.Sprintf("%.0f calls: %s / %s (%.1f%%)",
+		b.webhookCalls.count(), secMs(b.webhookCalls.quantile(0.5)), secMs(b.webhookCalls.quantile(0.99)), 100*b.webhookCalls.within(0.1)))
 	b.add("rollouts", "time until all Rollouts Healthy + Succeeded", dur(healthy))
 	b.add("rollouts", "time until all Deployments rolled out", dur(total))
 	b.add("rollouts", "per Rollout, update → Succeeded p50 / p99", fmt.Sprintf("%s / %s", dur(pct(w.doneAt(start), 50)), dur(pct(w.doneAt(start), 99))))
@@ -1018,6 +1030,7 @@ func pct(ds []time.Duration, p int) time.Duration {
 
 func dur(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 func ms(d time.Duration) string  { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+func secMs(s float64) string     { return fmt.Sprintf("%.0f ms", s*1000) }
 func mib(n int64) string         { return fmt.Sprintf("%d MiB", n>>20) }
 
 // phaseIdle creates o.idle Deployments of 0 replicas, each with a Rollout, waits until
@@ -1071,7 +1084,12 @@ func (b *bench) goals() {
 	if b.trafficMeasured {
 		line("step's pods ready → route updated p99", ms(b.routedP99), "≤ 200 ms", b.routedP99 <= 200*time.Millisecond)
 	}
-	line("Deployment update through the webhook p99, under controller load", fmt.Sprintf("%s (no webhook: %s)", ms(b.webhookP99), ms(b.plainUpdateP99)), "≤ 100 ms", b.webhookP99 <= 100*time.Millisecond)
+	if n := b.webhookCalls.count(); n > 0 {
+		p99 := b.webhookCalls.quantile(0.99)
+		line("webhook call p99 under controller load (kube-apiserver's histogram, interpolated)",
+			fmt.Sprintf("%s over %.0f calls, %.1f%% ≤ 100 ms (whole update through it: p99 %s; without the webhook: %s)", secMs(p99), n, 100*b.webhookCalls.within(0.1), ms(b.webhookP99), ms(b.plainUpdateP99)),
+			"≤ 100 ms", b.webhookCalls.within(0.1) >= 0.99)
+	}
 	line("updates refused by a failed webhook call", strconv.FormatInt(b.webhookFailures.Load(), 10), "0", b.webhookFailures.Load() == 0)
 	if b.idleMeasured {
 		line(fmt.Sprintf("RSS with %d idle Rollouts + Deployments", b.o.idle), mib(b.idleRSSBytes), "≤ 300 MiB", b.idleRSSBytes <= 300<<20)
