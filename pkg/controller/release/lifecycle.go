@@ -135,7 +135,13 @@ func (r *Reconciler) syncDeletion(ctx context.Context, p *pass) error {
 // status.pendingAction as a status change only, and clears it in the same
 // write. A promote for a step that is no longer current is stale and dropped,
 // so a retried or late request never promotes twice.
-func (r *Reconciler) applyPendingAction(p *pass) {
+//
+// It reports whether the pass goes on from the status it built. It does after
+// a promote it applied: what follows (the next step entered and recorded, not
+// yet acted on) is a status change too, so it joins the same write, and the
+// workload moves one fsync'd write sooner after a promote. Anything else is
+// written alone.
+func (r *Reconciler) applyPendingAction(p *pass) bool {
 	st := p.status
 	action := *st.PendingAction
 	st.PendingAction = nil
@@ -146,7 +152,7 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 	cs := st.CanaryStatus
 	if action.Type == v1beta1.RolloutActionRetry {
 		r.retry(p, who)
-		return
+		return false
 	}
 	reason := progressingReason(st)
 	// An abort still rolls back a release that is finalising (its pods may not
@@ -155,7 +161,7 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 		(reason == v1beta1.ProgressingReasonFinalising && action.Type != v1beta1.RolloutActionAbort)
 	if p.ro.Spec.Disabled || st.Phase != v1beta1.RolloutPhaseProgressing || cs == nil || ending {
 		p.event(corev1.EventTypeWarning, "ActionIgnored", "%s requested by %s ignored: no release is in progress any more", action.Type, who)
-		return
+		return false
 	}
 	var steps []v1beta1.CanaryStep
 	if p.ro.Spec.Strategy.Canary != nil {
@@ -177,6 +183,7 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 			cs.StepStartTime = &p.now
 			st.AnalysisResults = nil
 			p.event(corev1.EventTypeNormal, "Promoted", "%s moved the release of revision %s from step %d to step %d", who, cs.CanaryRevision, action.StepIndex, to)
+			return true
 		case action.Full:
 			skipChecks(st.AnalysisResults, cs.CurrentStepIndex, who)
 			cs.CurrentStepIndex = int32(len(steps))
@@ -186,11 +193,13 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 		case cs.CurrentStepState == v1beta1.CanaryStepStatePaused:
 			r.setState(p, v1beta1.CanaryStepStateReady)
 			p.event(corev1.EventTypeNormal, "Promoted", "%s promoted step %d/%d of revision %s", who, cs.CurrentStepIndex, len(steps), cs.CanaryRevision)
+			return true
 		case cs.CurrentStepState == v1beta1.CanaryStepStateMetricsAnalysis:
 			// The user overrides the checks; status keeps that they did.
 			skipChecks(st.AnalysisResults, cs.CurrentStepIndex, who)
 			r.setState(p, v1beta1.CanaryStepStateReady)
 			p.event(corev1.EventTypeNormal, "Promoted", "%s promoted step %d/%d of revision %s during its metric checks", who, cs.CurrentStepIndex, len(steps), cs.CanaryRevision)
+			return true
 		default:
 			p.event(corev1.EventTypeWarning, "ActionIgnored", "Promote requested by %s ignored: step %d is in state %s, not waiting for promote", who, cs.CurrentStepIndex, cs.CurrentStepState)
 		}
@@ -203,4 +212,5 @@ func (r *Reconciler) applyPendingAction(p *pass) {
 	default:
 		p.event(corev1.EventTypeWarning, "ActionIgnored", "Unknown action %q requested by %s ignored", action.Type, who)
 	}
+	return false
 }

@@ -49,8 +49,7 @@ func TestPodCountsAreWrittenAtMostEveryInterval(t *testing.T) {
 	e.sync()
 	assert.NotEqual(t, version, e.ro().ResourceVersion, "a decision is written at once")
 	assert.Nil(t, e.ro().Status.PendingAction)
-	// The promote is applied alone; the pass that enters step 2 observes.
-	e.sync()
+	// The write that applies the promote enters step 2 and observes.
 	assert.Equal(t, int32(2), e.ro().Status.CurrentStepIndex)
 	assert.Equal(t, int32(3), e.ro().Status.CanaryStatus.StableReadyReplicas, "the counts ride along with the next step")
 }

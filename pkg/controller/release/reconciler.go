@@ -25,8 +25,9 @@
 // workload by the one step or stage being entered, never lag it.
 //
 // User actions follow the same rule: a promote, abort or pause waiting in
-// status.pendingAction is applied in a status write of its own that also
-// clears it, so it takes effect exactly once. Aborts decided by the
+// status.pendingAction is applied in a status write that also clears it, so
+// it takes effect exactly once. That write holds nothing else, except after a
+// promote, whose next step is entered and recorded in it (not acted on). Aborts decided by the
 // controller (a progress deadline, a failed metric check) take the same path
 // as a user's abort: status.abort is recorded, then a later pass rolls back.
 package release
@@ -228,9 +229,8 @@ const maxChainedPasses = 4
 func (r *Reconciler) sync(ctx context.Context, p *pass) error {
 	ro, st := p.ro, p.status
 	st.ObservedGeneration = ro.Generation
-	if st.PendingAction != nil {
-		// Applied alone: nothing else may happen in the write that clears it.
-		r.applyPendingAction(p)
+	if st.PendingAction != nil && !r.applyPendingAction(p) {
+		// Applied alone: nothing else happens in the write that clears it.
 		return nil
 	}
 	if ro.Spec.Disabled {

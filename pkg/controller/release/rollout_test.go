@@ -288,6 +288,48 @@ func TestPromoteIsAppliedExactlyOnce(t *testing.T) {
 	assert.Equal(t, int32(3), e.ro().Status.CurrentStepIndex)
 }
 
+// TestPromoteEntersTheNextStepInTheWriteThatAppliesIt: the status write that
+// applies a promote also records the step it enters, so the workload moves
+// one write after the promote, and not before that write has landed.
+func TestPromoteEntersTheNextStepInTheWriteThatAppliesIt(t *testing.T) {
+	e := newEnv(t, webRollout(), webDeployment())
+	e.startRelease()
+	atStep1 := e.replicaSets()
+	writes := &statusLog{}
+	e.r.Observer = writes
+
+	e.request(v1beta1.RolloutActionRequest{Type: v1beta1.RolloutActionPromote, StepIndex: 1})
+	e.c.FailStatusWrites(fakecluster.FaultConflict)
+	_, err := e.r.Sync(context.Background(), fakecluster.Namespace+"/ro")
+	require.Error(t, err, "the write that applies the promote got a 409")
+	e.c.Refresh()
+	assert.Equal(t, atStep1, e.replicaSets(), "nothing moves before the promote is recorded")
+	assert.NotNil(t, e.ro().Status.PendingAction, "the promote waits to be applied again")
+
+	e.sync()
+	require.NotEmpty(t, writes.statuses)
+	first := writes.statuses[0]
+	assert.Nil(t, first.PendingAction, "the first write applies the promote")
+	assert.Equal(t, int32(2), first.CurrentStepIndex, "and records the step it enters")
+	assert.Equal(t, v1beta1.CanaryStepStateUpgrade, first.CurrentStepState)
+	assert.Equal(t, int32(2), e.replicaSets()["v2"], "the same Sync then acts on that record")
+	assert.True(t, e.hadEvent("Promoted"))
+	assert.True(t, e.hadEvent("StepCompleted"))
+}
+
+// statusLog is an Observer that keeps every status written, in order.
+type statusLog struct {
+	statuses []*v1beta1.RolloutStatus
+}
+
+func (l *statusLog) ReconcileDone(time.Duration) {}
+
+func (l *statusLog) StatusWritten(_ *v1beta1.Rollout, _, cur *v1beta1.RolloutStatus, _ time.Time) {
+	l.statuses = append(l.statuses, cur.DeepCopy())
+}
+
+func (l *statusLog) Forget(string, string) {}
+
 func TestPromoteFull(t *testing.T) {
 	d := webDeployment()
 	e := newEnv(t, webRollout(), d)
