@@ -15,6 +15,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -69,11 +70,15 @@ type Handler struct {
 // directly, and without it an update of a labelled workload is refused with
 // a message to retry, rather than let a release slip past the Rollout.
 func NewHandler(rollouts workload.RolloutLookup, hasSynced func() bool, client versioned.Interface) *Handler {
+	registerMetrics()
 	return &Handler{rollouts: rollouts, hasSynced: hasSynced, client: client}
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	result := resultInvalid
+	defer func() { admissionDuration.WithLabelValues(result).Observe(time.Since(start).Seconds()) }()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "only POST is served", http.StatusMethodNotAllowed)
@@ -108,6 +113,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	response := h.Admit(r.Context(), review.Request)
 	response.UID = review.Request.UID
+	result = resultOf(response)
 	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: response})
 	if err != nil {
 		http.Error(w, "encoding the AdmissionReview: "+err.Error(), http.StatusInternalServerError)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/component-base/metrics/legacyregistry"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
@@ -409,8 +410,10 @@ func TestServeHTTP(t *testing.T) {
 		return w
 	}
 
+	heldBefore, invalidBefore := timed(t, resultHeld), timed(t, resultInvalid)
 	w := post("application/json", body)
 	require.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, heldBefore+1, timed(t, resultHeld), "the review is timed as held")
 	var out admissionv1.AdmissionReview
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out))
 	require.NotNil(t, out.Response)
@@ -437,6 +440,7 @@ func TestServeHTTP(t *testing.T) {
 			assert.Equal(t, tt.code, post(tt.contentType, []byte(tt.body)).Code)
 		})
 	}
+	assert.Equal(t, invalidBefore+uint64(len(malformed)), timed(t, resultInvalid), "a body that is no review is timed as invalid")
 
 	t.Run("undecodable object", func(t *testing.T) {
 		bad := review.DeepCopy()
@@ -534,4 +538,24 @@ func TestReleasingName(t *testing.T) {
 			assert.Equal(t, tt.want, releasingName(ro))
 		})
 	}
+}
+
+// timed is how many reviews admissionDuration counted with result.
+func timed(t *testing.T, result string) uint64 {
+	t.Helper()
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "rollout_webhook_admission_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -100,16 +100,20 @@ type MetricsOptions struct {
 type ControllerOptions struct {
 	Enabled bool
 	Workers int
-	// KubeAPIQPS and KubeAPIBurst rate-limit the controller's clients (host
-	// cluster and loopback); leader election has a client of its own.
-	KubeAPIQPS    float32
-	KubeAPIBurst  int
-	LeaderElect   bool
-	LeaseName     string
-	LeaseNS       string
-	LeaseDuration time.Duration
-	RenewDeadline time.Duration
-	RetryPeriod   time.Duration
+	// KubeAPIQPS and KubeAPIBurst rate-limit the controller's clients of the
+	// host cluster; leader election and Events have clients of their own.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+	// RolloutAPIQPS and RolloutAPIBurst rate-limit its requests to this
+	// server's own Rollout API (loopback).
+	RolloutAPIQPS   float32
+	RolloutAPIBurst int
+	LeaderElect     bool
+	LeaseName       string
+	LeaseNS         string
+	LeaseDuration   time.Duration
+	RenewDeadline   time.Duration
+	RetryPeriod     time.Duration
 }
 
 // NewServerOptions returns the defaults.
@@ -130,16 +134,18 @@ func NewServerOptions() *ServerOptions {
 			MaxResponseBytes: 1 << 20,
 		},
 		Controller: ControllerOptions{
-			Enabled:       true,
-			Workers:       controller.DefaultWorkers,
-			KubeAPIQPS:    controller.DefaultKubeQPS,
-			KubeAPIBurst:  controller.DefaultKubeBurst,
-			LeaderElect:   true,
-			LeaseName:     controller.DefaultLeaseName,
-			LeaseNS:       controller.DefaultLeaseNS,
-			LeaseDuration: controller.DefaultLeaseDuration,
-			RenewDeadline: controller.DefaultRenewDeadline,
-			RetryPeriod:   controller.DefaultRetryPeriod,
+			Enabled:         true,
+			Workers:         controller.DefaultWorkers,
+			KubeAPIQPS:      controller.DefaultKubeQPS,
+			KubeAPIBurst:    controller.DefaultKubeBurst,
+			RolloutAPIQPS:   controller.DefaultRolloutQPS,
+			RolloutAPIBurst: controller.DefaultRolloutBurst,
+			LeaderElect:     true,
+			LeaseName:       controller.DefaultLeaseName,
+			LeaseNS:         controller.DefaultLeaseNS,
+			LeaseDuration:   controller.DefaultLeaseDuration,
+			RenewDeadline:   controller.DefaultRenewDeadline,
+			RetryPeriod:     controller.DefaultRetryPeriod,
 		},
 	}
 	// Objects are stored as v1beta1 whatever version a client used.
@@ -191,9 +197,13 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Controller.Workers, "controller-workers", o.Controller.Workers,
 		"Rollouts reconciled in parallel.")
 	fs.Float32Var(&o.Controller.KubeAPIQPS, "controller-kube-api-qps", o.Controller.KubeAPIQPS,
-		"Requests per second the controller may send to the host cluster and to this server (leader election has its own client).")
+		"Requests per second the controller may send to the host cluster (leader election and Events have clients of their own).")
 	fs.IntVar(&o.Controller.KubeAPIBurst, "controller-kube-api-burst", o.Controller.KubeAPIBurst,
 		"Burst of requests above --controller-kube-api-qps the controller may send.")
+	fs.Float32Var(&o.Controller.RolloutAPIQPS, "controller-rollout-api-qps", o.Controller.RolloutAPIQPS,
+		"Requests per second the controller may send to this server's own Rollout API (finalizers, status writes) over the loopback connection.")
+	fs.IntVar(&o.Controller.RolloutAPIBurst, "controller-rollout-api-burst", o.Controller.RolloutAPIBurst,
+		"Burst of requests above --controller-rollout-api-qps the controller may send.")
 	fs.BoolVar(&o.Controller.LeaderElect, "leader-elect", o.Controller.LeaderElect,
 		"Elect a leader through a Lease in the host cluster so that only one replica runs the controller; disable for a single replica.")
 	fs.StringVar(&o.Controller.LeaseName, "leader-elect-lease-name", o.Controller.LeaseName, "Name of the leader election Lease.")
@@ -257,6 +267,10 @@ func (o *ServerOptions) Validate() error {
 	if o.Controller.Enabled && (o.Controller.KubeAPIQPS <= 0 || o.Controller.KubeAPIBurst < 1) {
 		errs = append(errs, fmt.Errorf("--controller-kube-api-qps must be positive and --controller-kube-api-burst at least 1, got %v and %d",
 			o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst))
+	}
+	if o.Controller.Enabled && (o.Controller.RolloutAPIQPS <= 0 || o.Controller.RolloutAPIBurst < 1) {
+		errs = append(errs, fmt.Errorf("--controller-rollout-api-qps must be positive and --controller-rollout-api-burst at least 1, got %v and %d",
+			o.Controller.RolloutAPIQPS, o.Controller.RolloutAPIBurst))
 	}
 	if o.Controller.Enabled && o.Controller.LeaderElect && o.Controller.RenewDeadline >= o.Controller.LeaseDuration {
 		errs = append(errs, fmt.Errorf("--leader-elect-renew-deadline (%s) must be shorter than --leader-elect-lease-duration (%s)",

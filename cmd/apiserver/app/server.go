@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apiserver"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/controller/analysis"
@@ -256,7 +258,7 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	if err != nil {
 		return nil, fmt.Errorf("building host cluster client for Events: %w", err)
 	}
-	loopback := preferProtobuf(limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.KubeAPIQPS, o.Controller.KubeAPIBurst, "rollout-controller"))
+	loopback := preferProtobuf(limited(cfg.GenericConfig.LoopbackClientConfig, o.Controller.RolloutAPIQPS, o.Controller.RolloutAPIBurst, "rollout-controller"))
 	rolloutClient, err := versioned.NewForConfig(loopback)
 	if err != nil {
 		return nil, fmt.Errorf("building loopback rollout client: %w", err)
@@ -313,6 +315,9 @@ func addController(o *ServerOptions, cfg *apiserver.Config) (<-chan error, error
 	if err != nil {
 		return nil, fmt.Errorf("building the rollout controller: %w", err)
 	}
+	controllermetrics.ServeRolloutGauges(func() ([]*v1beta1.Rollout, error) {
+		return ctrl.RolloutLister().List(labels.Everything())
+	})
 	live, ready := ctrl.HealthChecks()
 	cfg.GenericConfig.HealthzChecks = append(cfg.GenericConfig.HealthzChecks, live...)
 	cfg.GenericConfig.LivezChecks = append(cfg.GenericConfig.LivezChecks, live...)

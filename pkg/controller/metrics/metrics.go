@@ -1,8 +1,9 @@
 // Package metrics is the controller's own instrumentation, registered in the
 // API server's legacy registry so that the server's /metrics serves it beside
 // the apiserver's metrics: one scrape covers both. Every metric is documented
-// in docs/metrics.md. Only the per-Rollout gauges carry namespace and name;
-// every other label has a small fixed set of values.
+// in docs/metrics.md. Only the per-Rollout gauges carry namespace and name,
+// and they are read from the Rollout cache at scrape time (gauges.go); every
+// other label has a small fixed set of values.
 package metrics
 
 import (
@@ -22,18 +23,6 @@ import (
 const subsystem = "rollout_controller"
 
 var (
-	rolloutPhase = k8smetrics.NewGaugeVec(&k8smetrics.GaugeOpts{
-		Subsystem:      subsystem,
-		Name:           "rollout_phase",
-		Help:           "1 for the phase each Rollout is in (Initial, Healthy, Progressing, Terminating, Disabled, Disabling).",
-		StabilityLevel: k8smetrics.ALPHA,
-	}, []string{"namespace", "name", "phase"})
-	rolloutStep = k8smetrics.NewGaugeVec(&k8smetrics.GaugeOpts{
-		Subsystem:      subsystem,
-		Name:           "rollout_step",
-		Help:           "Current step (1-based) of each Rollout's release; 0 when no release is in progress.",
-		StabilityLevel: k8smetrics.ALPHA,
-	}, []string{"namespace", "name"})
 	releasesStarted = k8smetrics.NewCounter(&k8smetrics.CounterOpts{
 		Subsystem:      subsystem,
 		Name:           "releases_started_total",
@@ -79,16 +68,16 @@ var registerOnce sync.Once
 // Register adds the controller's metrics to the legacy registry; idempotent.
 func Register() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(rolloutPhase, rolloutStep, releasesStarted, releasesSucceeded, releasesAborted,
+		legacyregistry.MustRegister(releasesStarted, releasesSucceeded, releasesAborted,
 			reconcileDuration, measurements, rollbackDuration)
+		legacyregistry.CustomMustRegister(gauges)
 	})
 }
 
 // Recorder turns the status writes of the step machine into metrics.
 // Only the acting replica writes status, so only it counts.
 type Recorder struct {
-	mu     sync.Mutex
-	phases map[string]string // namespace/name → phase last exported
+	mu sync.Mutex
 	// abortedAt is when this process recorded each Rollout's metric abort, to
 	// the nanosecond: status keeps whole seconds, which would add up to a
 	// second to the rollback duration. After a restart (or a new leader),
@@ -99,7 +88,7 @@ type Recorder struct {
 // NewRecorder registers the metrics and returns a Recorder.
 func NewRecorder() *Recorder {
 	Register()
-	return &Recorder{phases: map[string]string{}, abortedAt: map[string]time.Time{}}
+	return &Recorder{abortedAt: map[string]time.Time{}}
 }
 
 // Measured counts one measurement; it implements analysis.Recorder.
@@ -115,7 +104,6 @@ func (r *Recorder) ReconcileDone(d time.Duration) {
 // StatusWritten is told about every status the step machine wrote, with the
 // status it replaced, at time now.
 func (r *Recorder) StatusWritten(ro *v1beta1.Rollout, old, cur *v1beta1.RolloutStatus, now time.Time) {
-	r.setGauges(ro.Namespace, ro.Name, cur)
 	if cur.Phase == v1beta1.RolloutPhaseProgressing && cur.CanaryStatus != nil &&
 		(old.Phase != v1beta1.RolloutPhaseProgressing || old.CanaryStatus == nil ||
 			old.CanaryStatus.CanaryRevision != cur.CanaryStatus.CanaryRevision) {
@@ -154,37 +142,11 @@ func (r *Recorder) abortTime(key string, a *v1beta1.RolloutAbortStatus) time.Tim
 	return a.Time.Time
 }
 
-// Forget drops the per-Rollout gauges of a Rollout that is gone.
+// Forget drops what the Recorder keeps of a Rollout that is gone.
 func (r *Recorder) Forget(namespace, name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	key := namespace + "/" + name
-	if phase, ok := r.phases[key]; ok {
-		rolloutPhase.Delete(map[string]string{"namespace": namespace, "name": name, "phase": phase})
-		delete(r.phases, key)
-	}
-	delete(r.abortedAt, key)
-	rolloutStep.Delete(map[string]string{"namespace": namespace, "name": name})
-}
-
-func (r *Recorder) setGauges(namespace, name string, st *v1beta1.RolloutStatus) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	key := namespace + "/" + name
-	phase := string(st.Phase)
-	if phase == "" {
-		phase = string(v1beta1.RolloutPhaseInitial)
-	}
-	if old, ok := r.phases[key]; ok && old != phase {
-		rolloutPhase.Delete(map[string]string{"namespace": namespace, "name": name, "phase": old})
-	}
-	r.phases[key] = phase
-	rolloutPhase.WithLabelValues(namespace, name, phase).Set(1)
-	step := 0.0
-	if st.Phase == v1beta1.RolloutPhaseProgressing && st.CanaryStatus != nil {
-		step = float64(st.CanaryStatus.CurrentStepIndex)
-	}
-	rolloutStep.WithLabelValues(namespace, name).Set(step)
+	delete(r.abortedAt, namespace+"/"+name)
 }
 
 // abortReason keeps the label to the known reasons.

@@ -361,6 +361,10 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	handledBefore, err := b.webhookHandling(ctx)
+	if err != nil {
+		return err
+	}
 	if err := b.updateImages(ctx, ns, names, "v2"); err != nil {
 		return err
 	}
@@ -371,6 +375,11 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 		return err
 	}
 	b.webhookCalls = callsAfter.minus(callsBefore)
+	handledAfter, err := b.webhookHandling(ctx)
+	if err != nil {
+		return err
+	}
+	handled := handledAfter.minus(handledBefore)
 	if len(b.webhookErrors) > 0 {
 		b.notes = append(b.notes, "webhook failures, e.g.: "+b.webhookErrors[0])
 	}
@@ -393,6 +402,8 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	b.add("rollouts", "Deployment update round trip p50 / p99 (through the webhook, under controller load)", fmt.Sprintf("%s / %s", ms(pct(b.updateCalls, 50)), ms(pct(b.updateCalls, 99))))
 	b.add("rollouts", "webhook calls as kube-apiserver timed them: p50 / p99 (share ≤ 100 ms)", fmt.Sprintf("%.0f calls: %s / %s (%.1f%%)",
 		b.webhookCalls.count(), secMs(b.webhookCalls.quantile(0.5)), secMs(b.webhookCalls.quantile(0.99)), 100*b.webhookCalls.within(0.1)))
+	b.add("rollouts", "the same calls inside our webhook handler: p50 / p99 (share ≤ 10 ms)", fmt.Sprintf("%.0f calls: %s / %s (%.1f%%)",
+		handled.count(), secMs(handled.quantile(0.5)), secMs(handled.quantile(0.99)), 100*handled.within(0.01)))
 	b.add("rollouts", "time until all Rollouts Healthy + Succeeded", dur(healthy))
 	b.add("rollouts", "time until all Deployments rolled out", dur(total))
 	b.add("rollouts", "per Rollout, update → Succeeded p50 / p99", fmt.Sprintf("%s / %s", dur(pct(w.doneAt(start), 50)), dur(pct(w.doneAt(start), 99))))
@@ -863,6 +874,7 @@ func (w *rolloutWatch) doneAt(since time.Time) []time.Duration {
 type usage struct {
 	cpu      float64 // utime+stime, seconds
 	rss, hwm int64   // bytes
+	rssFile  int64   // bytes of rss backed by files (mapped etcd database, the binary)
 	// The controller's work queue (rollout-apiserver's /metrics): items processed, and
 	// the sums of their time waiting in the queue and being reconciled.
 	reconciles          float64
@@ -909,6 +921,8 @@ func (b *bench) usage() usage {
 				u.rss = kb * 1024
 			case "VmHWM:":
 				u.hwm = kb * 1024
+			case "RssFile:":
+				u.rssFile = kb * 1024
 			}
 		}
 	}
@@ -965,37 +979,14 @@ func (b *bench) profile(ctx context.Context, what, file string) <-chan struct{} 
 
 // queueMetrics reads the rollout-controller work queue's counters from /metrics.
 func (b *bench) queueMetrics(u *usage) {
-	hc, err := rest.HTTPClientFor(b.s.RESTConfig())
+	fams, err := b.ourMetrics(context.Background())
 	if err != nil {
 		return
 	}
-	resp, err := hc.Get(b.s.URL + "/metrics")
-	if err != nil {
-		return
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.Contains(line, `name="rollout-controller"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		switch {
-		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{"):
-			u.reconciles = v
-		case strings.HasPrefix(line, "workqueue_work_duration_seconds_sum{"):
-			u.workTime = v
-		case strings.HasPrefix(line, "workqueue_queue_duration_seconds_sum{"):
-			u.queueWait = v
-		}
-	}
+	queue := map[string]string{"name": "rollout-controller"}
+	work := fams.histogram("workqueue_work_duration_seconds", queue)
+	u.reconciles, u.workTime = work.count(), work.sum
+	u.queueWait = fams.histogram("workqueue_queue_duration_seconds", queue).sum
 }
 
 var ticks float64
@@ -1057,14 +1048,45 @@ func (b *bench) phaseIdle(ctx context.Context) error {
 		return err
 	}
 	// Let the last status writes and Events settle before reading the memory.
-	time.Sleep(10 * time.Second)
+	b.waitQueueIdle(ctx)
 	u := b.usage()
+	heap := "?"
+	if fams, err := b.ourMetrics(ctx); err == nil {
+		if g := fams.series("go_memstats_heap_inuse_bytes", nil); len(g) == 1 {
+			heap = mib(int64(g[0].GetGauge().GetValue()))
+		}
+	}
 	<-b.profile(ctx, "heap", "idle-heap.pprof")
 	b.idleRSSBytes, b.idleMeasured = u.rss, true
 	b.add("idle", "Rollouts + Deployments (0 replicas) created, all labelled", strconv.Itoa(len(names)))
 	b.add("idle", "rollout-apiserver RSS / peak", mib(u.rss)+" / "+mib(u.hwm))
+	b.add("idle", "… of it file-backed (embedded etcd's bbolt, the binary) / Go heap in use", mib(u.rssFile)+" / "+heap)
 	logf("idle: %d Rollouts, RSS %s", len(names), mib(u.rss))
 	return nil
+}
+
+// waitQueueIdle waits (at most a minute) until the controller's work queue has stayed empty
+// for three seconds: the last status writes and Events of a phase are done.
+func (b *bench) waitQueueIdle(ctx context.Context) {
+	queue := map[string]string{"name": "rollout-controller"}
+	empty := 0
+	for deadline := time.Now().Add(time.Minute); empty < 3 && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		fams, err := b.ourMetrics(ctx)
+		if err != nil {
+			empty = 0
+			continue
+		}
+		if depth := fams.series("workqueue_depth", queue); len(depth) == 1 && depth[0].GetGauge().GetValue() == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+	}
 }
 
 // goals prints the issue's goals beside what this run measured.
