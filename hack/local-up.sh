@@ -12,6 +12,8 @@
 #   KWOK_NODES      number of fake nodes (default 5)
 #   KCM_EXTRA_ARGS  extra kube-controller-manager flags, space separated (the controller
 #                   benchmark raises its client QPS, as large clusters do)
+#   ETCD_FSYNC      1 = etcd fsyncs every commit, as in production (default 0: --unsafe-no-fsync;
+#                   the API benchmark sets 1 so that both sides of its write comparison fsync)
 #   KEEP_ON_FAILURE 1 = leave what started running when a later step fails (for debugging)
 #
 # Everything is written to LOCAL_RUN_DIR/env as shell assignments, for the other scripts
@@ -168,6 +170,10 @@ ENV
 # --- etcd ---------------------------------------------------------------------------------
 # --unsafe-no-fsync: data still survives process restarts (only a machine crash loses it),
 # and it keeps disk latency out of test timings.
+etcd_fsync_args=(--unsafe-no-fsync)
+if [[ "${ETCD_FSYNC:-0}" == 1 ]]; then
+  etcd_fsync_args=()
+fi
 launch etcd \
   --name=local \
   --data-dir="${RUN_DIR}/etcd-data" \
@@ -176,7 +182,7 @@ launch etcd \
   --listen-peer-urls="http://127.0.0.1:${ETCD_PEER_PORT}" \
   --initial-advertise-peer-urls="http://127.0.0.1:${ETCD_PEER_PORT}" \
   --initial-cluster="local=http://127.0.0.1:${ETCD_PEER_PORT}" \
-  --unsafe-no-fsync \
+  "${etcd_fsync_args[@]}" \
   --log-level=warn
 wait_for "etcd health" 30 curl -fsS "http://127.0.0.1:${ETCD_PORT}/health"
 log "etcd ready ($(elapsed "${t0}"))"

@@ -45,6 +45,7 @@ type options struct {
 	pprofPhases                  string
 	controller                   bool
 	oursEtcd                     string
+	etcdFsync                    bool
 	oursArgs                     string
 	keep                         bool
 	nice                         int
@@ -75,7 +76,8 @@ func parseFlags() *options {
 	flag.DurationVar(&o.pprofWindow, "pprof-window", 10*time.Second, "length of each profiled workload")
 	flag.StringVar(&o.pprofPhases, "pprof-phases", "create,get,list,watch", "phases to profile, comma separated")
 	flag.BoolVar(&o.controller, "controller", false, "keep our server's embedded release controller on (off by default: the CRD side has no controller either)")
-	flag.StringVar(&o.oursEtcd, "ours-etcd", "embedded", "our server's storage: embedded (its own in-process etcd, the default install) or external (the control plane's etcd, which runs with --unsafe-no-fsync)")
+	flag.StringVar(&o.oursEtcd, "ours-etcd", "embedded", "our server's storage: embedded (its own in-process etcd, the default install) or external (the control plane's etcd)")
+	flag.BoolVar(&o.etcdFsync, "etcd-fsync", true, "the control plane's etcd fsyncs every commit, as production etcd and our embedded one do; false runs it with --unsafe-no-fsync as the e2e tests do, which favours the CRD's writes")
 	flag.StringVar(&o.oursArgs, "ours-args", "", "extra flags for our server, space separated (e.g. \"--etcd-in-process-client=false\" or \"--memory-limit=300Mi\" to compare settings); named in the report")
 	flag.DurationVar(&o.stopGrace, "stop-grace", 20*time.Second, "how long our server gets to exit after SIGTERM at the end (then SIGKILL)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run folder (logs) after the run")
@@ -122,6 +124,14 @@ func run(o *options) int {
 	os.Unsetenv("E2E_RUN_DIR")
 	if o.keep {
 		os.Setenv("E2E_KEEP", "1")
+	}
+	fsync := "0"
+	if o.etcdFsync {
+		fsync = "1"
+	}
+	if err := os.Setenv("ETCD_FSYNC", fsync); err != nil {
+		logf("setting ETCD_FSYNC: %v", err)
+		return 1
 	}
 	c, err := framework.Setup(ctx)
 	if c == nil {
