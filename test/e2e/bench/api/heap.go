@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
+
+	"github.com/rollout-apiserver/rollout-apiserver/test/e2e/bench/internal/prom"
 )
 
 // heapSnap is the Go heap in use (go_memstats_heap_inuse_bytes from /metrics) of
@@ -29,27 +28,16 @@ func metricBytes(ctx context.Context, t *target, name string) int64 {
 		logf("reading %s from %s/metrics: %v", name, t.base, err)
 		return -1
 	}
-	v, ok := parseGauge(resp.body, name)
+	fams, err := prom.Parse(resp.body)
+	if err != nil {
+		logf("reading %s from %s/metrics: %v", name, t.base, err)
+		return -1
+	}
+	v, ok := fams.Gauge(name, nil)
 	if !ok {
 		return -1
 	}
 	return int64(v)
-}
-
-// parseGauge finds "name value" in a Prometheus text exposition.
-func parseGauge(body []byte, name string) (float64, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name+" ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		return v, err == nil
-	}
-	return 0, false
 }
 
 // fmtHeap is a heap reading in MiB, "?" when it was not read.

@@ -58,6 +58,7 @@ import (
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/apis/rollout/v1beta1"
 	"github.com/rollout-apiserver/rollout-apiserver/pkg/generated/clientset/versioned"
 	rolloutinformers "github.com/rollout-apiserver/rollout-apiserver/pkg/generated/informers/externalversions"
+	"github.com/rollout-apiserver/rollout-apiserver/test/e2e/bench/internal/prom"
 	"github.com/rollout-apiserver/rollout-apiserver/test/e2e/framework"
 )
 
@@ -88,7 +89,7 @@ type bench struct {
 	// figures for the goals table
 	plainTotal, rolloutsTotal     time.Duration
 	plainUpdateP99, webhookP99    time.Duration
-	webhookCalls                  histogram // kube-apiserver's calls to our webhook in the rollouts phase
+	webhookCalls                  prom.Histogram // kube-apiserver's calls to our webhook in the rollouts phase
 	promotePatchedP99             time.Duration
 	routedP99                     time.Duration
 	trafficMeasured               bool
@@ -374,12 +375,12 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.webhookCalls = callsAfter.minus(callsBefore)
+	b.webhookCalls = callsAfter.Minus(callsBefore)
 	handledAfter, err := b.webhookHandling(ctx)
 	if err != nil {
 		return err
 	}
-	handled := handledAfter.minus(handledBefore)
+	handled := handledAfter.Minus(handledBefore)
 	if len(b.webhookErrors) > 0 {
 		b.notes = append(b.notes, "webhook failures, e.g.: "+b.webhookErrors[0])
 	}
@@ -401,9 +402,9 @@ func (b *bench) phaseRollouts(ctx context.Context) error {
 	b.add("rollouts", "updates refused by a failed webhook call (sent again)", strconv.FormatInt(b.webhookFailures.Load(), 10))
 	b.add("rollouts", "Deployment update round trip p50 / p99 (through the webhook, under controller load)", fmt.Sprintf("%s / %s", ms(pct(b.updateCalls, 50)), ms(pct(b.updateCalls, 99))))
 	b.add("rollouts", "webhook calls as kube-apiserver timed them: p50 / p99 (share ≤ 100 ms)", fmt.Sprintf("%.0f calls: %s / %s (%.1f%%)",
-		b.webhookCalls.count(), secMs(b.webhookCalls.quantile(0.5)), secMs(b.webhookCalls.quantile(0.99)), 100*b.webhookCalls.within(0.1)))
+		b.webhookCalls.Count(), secMs(b.webhookCalls.Quantile(0.5)), secMs(b.webhookCalls.Quantile(0.99)), 100*b.webhookCalls.Within(0.1)))
 	b.add("rollouts", "the same calls inside our webhook handler: p50 / p99 (share ≤ 10 ms)", fmt.Sprintf("%.0f calls: %s / %s (%.1f%%)",
-		handled.count(), secMs(handled.quantile(0.5)), secMs(handled.quantile(0.99)), 100*handled.within(0.01)))
+		handled.Count(), secMs(handled.Quantile(0.5)), secMs(handled.Quantile(0.99)), 100*handled.Within(0.01)))
 	b.add("rollouts", "time until all Rollouts Healthy + Succeeded", dur(healthy))
 	b.add("rollouts", "time until all Deployments rolled out", dur(total))
 	b.add("rollouts", "per Rollout, update → Succeeded p50 / p99", fmt.Sprintf("%s / %s", dur(pct(w.doneAt(start), 50)), dur(pct(w.doneAt(start), 99))))
@@ -984,9 +985,9 @@ func (b *bench) queueMetrics(u *usage) {
 		return
 	}
 	queue := map[string]string{"name": "rollout-controller"}
-	work := fams.histogram("workqueue_work_duration_seconds", queue)
-	u.reconciles, u.workTime = work.count(), work.sum
-	u.queueWait = fams.histogram("workqueue_queue_duration_seconds", queue).sum
+	work := fams.Histogram("workqueue_work_duration_seconds", queue)
+	u.reconciles, u.workTime = work.Count(), work.Sum
+	u.queueWait = fams.Histogram("workqueue_queue_duration_seconds", queue).Sum
 }
 
 var ticks float64
@@ -1052,8 +1053,8 @@ func (b *bench) phaseIdle(ctx context.Context) error {
 	u := b.usage()
 	heap := "?"
 	if fams, err := b.ourMetrics(ctx); err == nil {
-		if g := fams.series("go_memstats_heap_inuse_bytes", nil); len(g) == 1 {
-			heap = mib(int64(g[0].GetGauge().GetValue()))
+		if v, ok := fams.Gauge("go_memstats_heap_inuse_bytes", nil); ok {
+			heap = mib(int64(v))
 		}
 	}
 	<-b.profile(ctx, "heap", "idle-heap.pprof")
@@ -1081,7 +1082,7 @@ func (b *bench) waitQueueIdle(ctx context.Context) {
 			empty = 0
 			continue
 		}
-		if depth := fams.series("workqueue_depth", queue); len(depth) == 1 && depth[0].GetGauge().GetValue() == 0 {
+		if depth, ok := fams.Gauge("workqueue_depth", queue); ok && depth == 0 {
 			empty++
 		} else {
 			empty = 0
@@ -1106,11 +1107,11 @@ func (b *bench) goals() {
 	if b.trafficMeasured {
 		line("step's pods ready → route updated p99", ms(b.routedP99), "≤ 200 ms", b.routedP99 <= 200*time.Millisecond)
 	}
-	if n := b.webhookCalls.count(); n > 0 {
-		p99 := b.webhookCalls.quantile(0.99)
+	if n := b.webhookCalls.Count(); n > 0 {
+		p99 := b.webhookCalls.Quantile(0.99)
 		line("webhook call p99 under controller load (kube-apiserver's histogram, interpolated)",
-			fmt.Sprintf("%s over %.0f calls, %.1f%% ≤ 100 ms (whole update through it: p99 %s; without the webhook: %s)", secMs(p99), n, 100*b.webhookCalls.within(0.1), ms(b.webhookP99), ms(b.plainUpdateP99)),
-			"≤ 100 ms", b.webhookCalls.within(0.1) >= 0.99)
+			fmt.Sprintf("%s over %.0f calls, %.1f%% ≤ 100 ms (whole update through it: p99 %s; without the webhook: %s)", secMs(p99), n, 100*b.webhookCalls.Within(0.1), ms(b.webhookP99), ms(b.plainUpdateP99)),
+			"≤ 100 ms", b.webhookCalls.Within(0.1) >= 0.99)
 	}
 	line("updates refused by a failed webhook call", strconv.FormatInt(b.webhookFailures.Load(), 10), "0", b.webhookFailures.Load() == 0)
 	if b.idleMeasured {
