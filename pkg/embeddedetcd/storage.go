@@ -24,7 +24,7 @@ import (
 // socket and unmarshalled again on both sides. Profiles of a GET served from
 // etcd put that path at ~20% of our server's CPU (docs/benchmarks.md). The
 // socket stays for what builds its own client from the server list: the
-// health checks and the workload claims' raw storage.
+// health checks.
 
 // inProcess is the shared in-process client and compactor of one Server.
 type inProcess struct {
@@ -76,6 +76,13 @@ func (g restOptionsGetter) GetRESTOptions(resource schema.GroupResource, example
 		}
 	}
 	return opts, nil
+}
+
+// NewRawStorage implements rollout.RawStorageFactory: a store straight on
+// the embedded etcd through the in-process client, with no watch cache, for
+// what must read etcd itself (the workload claims).
+func (g restOptionsGetter) NewRawStorage(config *storagebackend.ConfigForResource, newFunc, newListFunc func() runtime.Object, resourcePrefix string) (storage.Interface, factory.DestroyFunc, error) {
+	return g.server.newRawStorage(config, newFunc, newListFunc, resourcePrefix)
 }
 
 // compactorOnce starts one compactor on the in-process client, as the

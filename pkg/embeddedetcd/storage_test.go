@@ -21,6 +21,8 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
+
+	rolloutregistry "github.com/rollout-apiserver/rollout-apiserver/pkg/registry/rollout"
 )
 
 // fixedGetter hands out one storage configuration, as the generic server's
@@ -92,4 +94,36 @@ func TestInProcessStorage(t *testing.T) {
 			}, 20*time.Second, 100*time.Millisecond, "listing what was written")
 		})
 	}
+}
+
+// TestRawStorageForTheClaims: the getter also makes stores with no watch
+// cache on the in-process client (rolloutregistry.RawStorageFactory), even
+// when its stores have the cache, for what must read etcd itself: the
+// workload claims.
+func TestRawStorageForTheClaims(t *testing.T) {
+	s, err := Start(context.Background(), Config{DataDir: filepath.Join(t.TempDir(), "etcd")})
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+
+	scheme := runtime.NewScheme()
+	exampleinstall.Install(scheme)
+	codec := serializer.NewCodecFactory(scheme).LegacyCodec(examplev1.SchemeGroupVersion)
+	config := &storagebackend.ConfigForResource{Config: storagebackend.Config{Codec: codec, Prefix: "/test", CompactionInterval: time.Minute},
+		GroupResource: schema.GroupResource{Group: example.GroupName, Resource: "pods"}}
+
+	factory, ok := s.RESTOptionsGetter(fixedGetter{config}, true).(rolloutregistry.RawStorageFactory)
+	require.True(t, ok, "the embedded etcd's getter makes raw stores")
+	st, destroy, err := factory.NewRawStorage(config, func() runtime.Object { return &example.Pod{} }, func() runtime.Object { return &example.PodList{} }, "/claims")
+	require.NoError(t, err)
+	t.Cleanup(destroy)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in := &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "ns"}, Spec: example.PodSpec{NodeName: "n1"}}
+	require.NoError(t, st.Create(ctx, "/claims/ns/c", in, &example.Pod{}, 0))
+	got := &example.Pod{}
+	require.NoError(t, st.Get(ctx, "/claims/ns/c", storage.GetOptions{}, got), "read from etcd at once: no cache in between")
+	assert.Equal(t, "n1", got.Spec.NodeName)
+	err = st.Create(ctx, "/claims/ns/c", in, &example.Pod{}, 0)
+	assert.True(t, storage.IsExist(err), "create-if-absent, as the claims need: %v", err)
 }

@@ -12,6 +12,8 @@ import (
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/apiserver/pkg/storage/storagebackend/factory"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -135,15 +137,29 @@ func (s *Storage) EnableFieldManagement(typeConverter managedfields.TypeConverte
 	return s.fields.enable(typeConverter, scheme, versions)
 }
 
+// RawStorageFactory is implemented by a RESTOptionsGetter that makes its
+// own stores without a watch cache (the embedded etcd's, on its in-process
+// client); without it the workload claims get generic.NewRawStorage, a client
+// of their own over the etcd servers' socket.
+type RawStorageFactory interface {
+	NewRawStorage(config *storagebackend.ConfigForResource, newFunc, newListFunc func() runtime.Object, resourcePrefix string) (storage.Interface, factory.DestroyFunc, error)
+}
+
 // addWorkloadClaims gives the store the hooks that keep one Rollout per
 // workload: its claims live in the same etcd, read and written directly (not
 // through the watch cache), so every replica of the server sees each claim.
+// A create writes its claim twice (pending, then held) beside the Rollout,
+// so on the embedded etcd the claims take the in-process client too.
 func addWorkloadClaims(store *genericregistry.Store, optsGetter generic.RESTOptionsGetter) error {
 	opts, err := optsGetter.GetRESTOptions(rollout.Resource("rollouts"), &rollout.Rollout{})
 	if err != nil {
 		return fmt.Errorf("storage options of workload claims: %w", err)
 	}
-	claimStorage, destroy, err := generic.NewRawStorage(opts.StorageConfig,
+	newRaw := generic.NewRawStorage
+	if f, ok := optsGetter.(RawStorageFactory); ok {
+		newRaw = f.NewRawStorage
+	}
+	claimStorage, destroy, err := newRaw(opts.StorageConfig,
 		func() runtime.Object { return &rollout.Rollout{} }, func() runtime.Object { return &rollout.RolloutList{} }, ClaimsResourcePrefix)
 	if err != nil {
 		return fmt.Errorf("storage of workload claims: %w", err)
