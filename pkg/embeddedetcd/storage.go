@@ -86,8 +86,8 @@ func (g restOptionsGetter) NewRawStorage(config *storagebackend.ConfigForResourc
 }
 
 // compactorOnce starts one compactor on the in-process client, as the
-// storage factory starts one per etcd transport; the socket client's
-// compactor (the claims' storage) coordinates with it through etcd.
+// storage factory starts one per etcd transport; every store on the embedded
+// etcd, the workload claims' included, shares it.
 func (s *Server) compactorOnce(config *storagebackend.ConfigForResource) etcd3.Compactor {
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()

@@ -74,8 +74,11 @@ func phaseAndStep(st *v1beta1.RolloutStatus) (string, int32) {
 	if phase == "" {
 		phase = string(v1beta1.RolloutPhaseInitial)
 	}
-	if st.Phase == v1beta1.RolloutPhaseProgressing && st.CanaryStatus != nil {
-		return phase, st.CanaryStatus.CurrentStepIndex
+	if st.Phase == v1beta1.RolloutPhaseProgressing {
+		// A blue-green release keeps its progress in blueGreenStatus.
+		if progress := st.Progress(); progress != nil {
+			return phase, progress.CurrentStepIndex
+		}
 	}
 	return phase, 0
 }

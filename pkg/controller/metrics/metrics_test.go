@@ -111,7 +111,10 @@ func TestGaugesComeFromTheRolloutCache(t *testing.T) {
 	healthy := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "bank", Name: "web"},
 		Status: v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseHealthy, CanaryStatus: &v1beta1.CanaryStatus{
 			CommonStatus: v1beta1.CommonStatus{CurrentStepIndex: 3}}}}
-	cache := []*v1beta1.Rollout{progressing, fresh, healthy}
+	blueGreen := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"},
+		Status: v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseProgressing, BlueGreenStatus: &v1beta1.BlueGreenStatus{
+			CommonStatus: v1beta1.CommonStatus{CurrentStepIndex: 1}}}}
+	cache := []*v1beta1.Rollout{progressing, fresh, healthy, blueGreen}
 	ServeRolloutGauges(func() ([]*v1beta1.Rollout, error) { return cache, nil })
 	t.Cleanup(func() { ServeRolloutGauges(func() ([]*v1beta1.Rollout, error) { return nil, nil }) })
 
@@ -119,11 +122,13 @@ func TestGaugesComeFromTheRolloutCache(t *testing.T) {
 # HELP rollout_controller_rollout_phase [ALPHA] 1 for the phase each Rollout is in (Initial, Healthy, Progressing, Terminating, Disabled, Disabling).
 # TYPE rollout_controller_rollout_phase gauge
 rollout_controller_rollout_phase{name="api",namespace="shop",phase="Initial"} 1
+rollout_controller_rollout_phase{name="db",namespace="shop",phase="Progressing"} 1
 rollout_controller_rollout_phase{name="web",namespace="bank",phase="Healthy"} 1
 rollout_controller_rollout_phase{name="web",namespace="shop",phase="Progressing"} 1
 # HELP rollout_controller_rollout_step [ALPHA] Current step (1-based) of each Rollout's release; 0 when no release is in progress.
 # TYPE rollout_controller_rollout_step gauge
 rollout_controller_rollout_step{name="api",namespace="shop"} 0
+rollout_controller_rollout_step{name="db",namespace="shop"} 1
 rollout_controller_rollout_step{name="web",namespace="bank"} 0
 rollout_controller_rollout_step{name="web",namespace="shop"} 2
 `), "rollout_controller_rollout_phase", "rollout_controller_rollout_step")

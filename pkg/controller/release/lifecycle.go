@@ -137,10 +137,10 @@ func (r *Reconciler) syncDeletion(ctx context.Context, p *pass) error {
 // so a retried or late request never promotes twice.
 //
 // It reports whether the pass goes on from the status it built. It does after
-// a promote it applied: what follows (the next step entered and recorded, not
-// yet acted on) is a status change too, so it joins the same write, and the
-// workload moves one fsync'd write sooner after a promote. Anything else is
-// written alone.
+// a promote it applied: entering the next step is a status change too, so its
+// record joins the same write, and the workload moves one status write sooner
+// after a promote. The pass still acts only on what the status it read
+// records. Anything else is written alone.
 func (r *Reconciler) applyPendingAction(p *pass) bool {
 	st := p.status
 	action := *st.PendingAction

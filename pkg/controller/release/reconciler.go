@@ -27,7 +27,9 @@
 // User actions follow the same rule: a promote, abort or pause waiting in
 // status.pendingAction is applied in a status write that also clears it, so
 // it takes effect exactly once. That write holds nothing else, except after a
-// promote, whose next step is entered and recorded in it (not acted on). Aborts decided by the
+// promote: the pass goes on from the promoted status, and the step it enters
+// is recorded in the same write. As in any pass, it acts only as far as the
+// status it read already records. Aborts decided by the
 // controller (a progress deadline, a failed metric check) take the same path
 // as a user's abort: status.abort is recorded, then a later pass rolls back.
 package release

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -17,6 +18,8 @@ const webhookName = "workloads.rollout.kruise.io"
 
 // kubeMetrics scrapes kube-apiserver's /metrics.
 func (b *bench) kubeMetrics(ctx context.Context) (prom.Families, error) {
+	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
+	defer cancel()
 	data, err := b.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading kube-apiserver /metrics: %w", err)
@@ -24,8 +27,14 @@ func (b *bench) kubeMetrics(ctx context.Context) (prom.Families, error) {
 	return prom.Parse(data)
 }
 
+// scrapeTimeout bounds one /metrics read, so that a stalled server cannot hold a wait that
+// has its own bound.
+const scrapeTimeout = 10 * time.Second
+
 // ourMetrics scrapes rollout-apiserver's /metrics.
 func (b *bench) ourMetrics(ctx context.Context) (prom.Families, error) {
+	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
+	defer cancel()
 	hc, err := rest.HTTPClientFor(b.s.RESTConfig())
 	if err != nil {
 		return nil, err
