@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -151,8 +152,18 @@ func (c *Controller) ownedHandler() cache.ResourceEventHandler {
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    handle,
-		UpdateFunc: func(_, newObj any) { handle(newObj) },
+		AddFunc: handle,
+		UpdateFunc: func(oldObj, newObj any) {
+			// A pod update that changed nothing a release reads wakes no
+			// Rollout: a thousand releases made over 60 reconciles each,
+			// most of them for pod status the cache does not even keep.
+			if oldPod, ok := oldObj.(*corev1.Pod); ok {
+				if newPod, ok := newObj.(*corev1.Pod); ok && sameTrimmedPod(oldPod, newPod) {
+					return
+				}
+			}
+			handle(newObj)
+		},
 		DeleteFunc: handle,
 	}
 }

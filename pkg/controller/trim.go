@@ -2,6 +2,7 @@ package controller
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -47,4 +48,15 @@ func trimPod(pod *corev1.Pod) *corev1.Pod {
 			Conditions: pod.Status.Conditions,
 		},
 	}
+}
+
+// sameTrimmedPod reports whether two pods as the cache holds them (trimPod)
+// differ in nothing but their resourceVersion: an update that changed only
+// what trimPod drops (container statuses, IPs, start time, annotations),
+// which a kubelet sends several times in a pod's life and which no release
+// reads. Comparing the whole trimmed pod keeps this in step with trimPod.
+func sameTrimmedPod(a, b *corev1.Pod) bool {
+	x, y := *a, *b
+	x.ResourceVersion, y.ResourceVersion = "", ""
+	return apiequality.Semantic.DeepEqual(&x, &y)
 }

@@ -60,3 +60,40 @@ func TestTrimForCache(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, tombstone, got)
 }
+
+// TestSameTrimmedPod: pod updates that change only what the cache drops are
+// recognised, and every change a release reads is not.
+func TestSameTrimmedPod(t *testing.T) {
+	base := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1-a", Namespace: "ns", UID: "u", ResourceVersion: "1",
+			Labels: map[string]string{"pod-template-hash": "1"}},
+		Spec: corev1.PodSpec{NodeName: "node-1"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}},
+	}
+	now := metav1.Now()
+	for _, tc := range []struct {
+		name   string
+		change func(p *corev1.Pod)
+		same   bool
+	}{
+		{"container statuses, IPs and annotations only", func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", Ready: true}}
+			p.Status.PodIPs = []corev1.PodIP{{IP: "10.0.0.1"}}
+			p.Annotations = map[string]string{"a": "b"}
+		}, true},
+		{"ready", func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionTrue }, false},
+		{"phase", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }, false},
+		{"scheduled", func(p *corev1.Pod) { p.Spec.NodeName = "node-2" }, false},
+		{"deleting", func(p *corev1.Pod) { p.DeletionTimestamp = &now }, false},
+		{"labels", func(p *corev1.Pod) { p.Labels = map[string]string{"pod-template-hash": "2"} }, false},
+		{"owner", func(p *corev1.Pod) { p.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "x"}} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			updated := base.DeepCopy()
+			updated.ResourceVersion = "2"
+			tc.change(updated)
+			assert.Equal(t, tc.same, sameTrimmedPod(trimPod(base), trimPod(updated)))
+		})
+	}
+}
