@@ -38,16 +38,8 @@ func (g fixedGetter) GetRESTOptions(schema.GroupResource, runtime.Object) (gener
 // TestInProcessStorage: the stores built on the in-process client write,
 // read and list through etcd, with and without the watch cache on top.
 func TestInProcessStorage(t *testing.T) {
-	s, err := Start(context.Background(), Config{DataDir: filepath.Join(t.TempDir(), "etcd")})
-	require.NoError(t, err)
-	t.Cleanup(s.Stop)
-
-	scheme := runtime.NewScheme()
-	exampleinstall.Install(scheme)
-	codec := serializer.NewCodecFactory(scheme).LegacyCodec(examplev1.SchemeGroupVersion)
-	gr := schema.GroupResource{Group: example.GroupName, Resource: "pods"}
-	config := &storagebackend.ConfigForResource{Config: storagebackend.Config{Codec: codec, Prefix: "/test",
-		CompactionInterval: time.Minute, EventsHistoryWindow: 75 * time.Second}, GroupResource: gr}
+	s, config := startWithPods(t)
+	gr := config.GroupResource
 
 	for _, tc := range []struct {
 		name      string
@@ -101,15 +93,7 @@ func TestInProcessStorage(t *testing.T) {
 // when its stores have the cache, for what must read etcd itself: the
 // workload claims.
 func TestRawStorageForTheClaims(t *testing.T) {
-	s, err := Start(context.Background(), Config{DataDir: filepath.Join(t.TempDir(), "etcd")})
-	require.NoError(t, err)
-	t.Cleanup(s.Stop)
-
-	scheme := runtime.NewScheme()
-	exampleinstall.Install(scheme)
-	codec := serializer.NewCodecFactory(scheme).LegacyCodec(examplev1.SchemeGroupVersion)
-	config := &storagebackend.ConfigForResource{Config: storagebackend.Config{Codec: codec, Prefix: "/test", CompactionInterval: time.Minute},
-		GroupResource: schema.GroupResource{Group: example.GroupName, Resource: "pods"}}
+	s, config := startWithPods(t)
 
 	factory, ok := s.RESTOptionsGetter(fixedGetter{config}, true).(rolloutregistry.RawStorageFactory)
 	require.True(t, ok, "the embedded etcd's getter makes raw stores")
@@ -126,4 +110,19 @@ func TestRawStorageForTheClaims(t *testing.T) {
 	assert.Equal(t, "n1", got.Spec.NodeName)
 	err = st.Create(ctx, "/claims/ns/c", in, &example.Pod{}, 0)
 	assert.True(t, storage.IsExist(err), "create-if-absent, as the claims need: %v", err)
+}
+
+// startWithPods starts an embedded etcd for the test and returns it with a
+// storage configuration for the example API's pods.
+func startWithPods(t *testing.T) (*Server, *storagebackend.ConfigForResource) {
+	t.Helper()
+	s, err := Start(context.Background(), Config{DataDir: filepath.Join(t.TempDir(), "etcd")})
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	scheme := runtime.NewScheme()
+	exampleinstall.Install(scheme)
+	codec := serializer.NewCodecFactory(scheme).LegacyCodec(examplev1.SchemeGroupVersion)
+	return s, &storagebackend.ConfigForResource{Config: storagebackend.Config{Codec: codec, Prefix: "/test",
+		CompactionInterval: time.Minute, EventsHistoryWindow: 75 * time.Second},
+		GroupResource: schema.GroupResource{Group: example.GroupName, Resource: "pods"}}
 }
