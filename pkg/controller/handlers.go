@@ -66,15 +66,9 @@ func (c *Controller) referencing(namespace, kind, name string) []*v1beta1.Rollou
 // routing object) of the given kind; it is a workload.RolloutLookup, which the
 // workload webhook uses on every replica.
 func (c *Controller) RolloutsOf(namespace, kind, name string) ([]*v1beta1.Rollout, error) {
-	objs, err := c.rolloutIndexer.ByIndex(workloadIndex, workloadIndexKey(namespace, kind, name))
+	out, err := workload.ByIndex[*v1beta1.Rollout](c.rolloutIndexer, workloadIndex, workloadIndexKey(namespace, kind, name))
 	if err != nil {
 		return nil, fmt.Errorf("looking up the Rollouts of %s %s/%s: %w", kind, namespace, name, err)
-	}
-	out := make([]*v1beta1.Rollout, 0, len(objs))
-	for _, obj := range objs {
-		if ro, ok := obj.(*v1beta1.Rollout); ok {
-			out = append(out, ro)
-		}
 	}
 	return out, nil
 }

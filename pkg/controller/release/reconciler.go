@@ -123,7 +123,10 @@ type pass struct {
 	requeue time.Duration
 	// decided: the pass recorded a decision that a pass reading it acts on.
 	decided bool
-	events  []event
+	// countsOnly: the status written differs from the one read only in pod
+	// counts (onlyObservations); set by writeStatus.
+	countsOnly bool
+	events     []event
 }
 
 type event struct {
@@ -205,7 +208,7 @@ func (r *Reconciler) Sync(ctx context.Context, key string) (time.Duration, error
 		// Its echo through the informer needs no reconcile: this Sync acts on
 		// what it wrote next, or requeues below.
 		r.Store.Settled(written)
-		if !p.decided && onlyObservations(&p.ro.Status, p.status) {
+		if !p.decided && p.countsOnly {
 			// Pod counts only: nothing for a pass to act on.
 			return p.requeue, nil
 		}
@@ -449,7 +452,8 @@ func (r *Reconciler) writeStatus(ctx context.Context, p *pass) (*v1beta1.Rollout
 	written := p.stored
 	key := p.stored.Namespace + "/" + p.stored.Name
 	if !apiequality.Semantic.DeepEqual(&p.ro.Status, p.status) {
-		if len(p.events) == 0 && onlyObservations(&p.ro.Status, p.status) {
+		p.countsOnly = onlyObservations(&p.ro.Status, p.status)
+		if len(p.events) == 0 && p.countsOnly {
 			if wait := r.lastWrites.wait(key, r.Clock.Now(), r.ObservationInterval); wait > 0 {
 				// Pod counts only: written with the next change, or in wait.
 				p.after(wait)

@@ -48,9 +48,19 @@ func owned[T metav1.Object](idx cache.Indexer, uid types.UID) ([]T, error) {
 	if idx == nil {
 		return nil, fmt.Errorf("no %s index to find the objects of %s in", ControllerIndex, uid)
 	}
-	objs, err := idx.ByIndex(ControllerIndex, string(uid))
+	out, err := ByIndex[T](idx, ControllerIndex, string(uid))
 	if err != nil {
 		return nil, fmt.Errorf("looking up the objects controlled by %s: %w", uid, err)
+	}
+	return out, nil
+}
+
+// ByIndex returns the objects of idx filed under key in index, as Ts; an
+// object of another type is left out.
+func ByIndex[T any](idx cache.Indexer, index, key string) ([]T, error) {
+	objs, err := idx.ByIndex(index, key)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]T, 0, len(objs))
 	for _, obj := range objs {
